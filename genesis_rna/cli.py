@@ -1,0 +1,155 @@
+"""``genesis-rna`` command line: parse arguments, call the library, report. No logic of its own.
+
+Errors a user can fix (bad input, missing model, bad option) are printed as one line
+``genesis-rna: error: <file>: record '<id>': <problem>`` with exit status 2; nothing else is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from .errors import GenesisRNAError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    """Progress bars go to stderr, only when it is a terminal and --quiet is not given."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _add_common_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help="model directory or shipped model name (default: the shipped genesis-rna-small)")
+    p.add_argument("--random-init", metavar="PRESET", choices=("small", "base", "large"), default=None,
+                   help="use a randomly initialised model of this preset instead of trained weights (smoke tests, baselines)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random-init (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="compute precision; auto = bf16 where the CPU/GPU computes it natively, else fp32")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _load_model(args: argparse.Namespace):
+    from . import pretrained
+
+    if args.random_init:
+        if args.model:
+            raise GenesisRNAError("give either --model or --random-init, not both")
+        return pretrained.random_model(args.random_init, seed=args.seed)[0], f"random {args.random_init} (seed {args.seed})"
+    name = args.model or pretrained.DEFAULT_MODEL
+    return pretrained.load(name)[0], name
+
+
+# ------------------------------------------------------------------------------------------------ embed
+EMBED_EXAMPLES = """examples:
+  genesis-rna embed examples/well_known_rnas.fa --output emb.npz
+  genesis-rna embed seqs.fa --model runs/quickstart/final --repr-layers -1 0 --include mean per_tok --output emb.h5
+  genesis-rna embed seqs.fa --random-init small --output emb_dir/ --toks-per-batch 8192
+
+Output keys: {id}/mean_layer{L} [d], {id}/per_tok_layer{L} [L, d] (exactly one row per nucleotide),
+{id}/bos_layer{L} [d]. Sequences longer than the model window are embedded in overlapping windows; each
+nucleotide takes its vector from the window where it has the most context on both sides.
+"""
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help="per-sequence embeddings from a FASTA file",
+                       description="Embed every record of a FASTA file (.fa, .fasta, .gz) with a genesis-rna model.",
+                       epilog=EMBED_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="FASTA file (multi-line and .gz accepted)")
+    p.add_argument("--output", "-o", default=None,
+                   help="output .npz, .h5 or directory of .npy (default: <input name>.embeddings.npz)")
+    p.add_argument("--format", choices=("npz", "h5", "npy"), default=None, help="override the format implied by --output")
+    p.add_argument("--repr-layers", type=int, nargs="+", default=[-1],
+                   help="layers to return: 0 = embeddings, -1 = last (default -1)")
+    p.add_argument("--include", nargs="+", default=["mean"], choices=("mean", "per_tok", "bos"),
+                   help="what to save per record (default mean)")
+    p.add_argument("--toks-per-batch", type=int, default=4096, help="token budget of a batch (default 4096)")
+    p.add_argument("--window-overlap", type=int, default=None,
+                   help="overlap of windows for sequences longer than the model (default a quarter window)")
+    _add_common_model_args(p)
+    p.set_defaults(func=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from .inference import embed_sequences
+    from .io import read_fasta
+    from .io.embeddings import EmbeddingWriter
+
+    output = args.output or os.path.basename(args.input).split(".")[0] + ".embeddings.npz"
+    if os.path.abspath(output) == os.path.abspath(args.input):
+        raise GenesisRNAError(f"{output}: output would overwrite the input")
+    start = time.perf_counter()
+    records = read_fasta(args.input)
+    model, model_name = _load_model(args)
+    pairs = [(r.id, r.sequence) for r in records]
+    with EmbeddingWriter(output, args.format) as writer:
+        for result in embed_sequences(model, pairs, repr_layers=args.repr_layers, include=args.include,
+                                      tokens_per_batch=args.toks_per_batch, window_overlap=args.window_overlap,
+                                      device=args.device, dtype=args.dtype, progress=_progress_enabled(args)):
+            writer.add(result)
+    n_nt = sum(len(s) for _, s in pairs)
+    print(f"embedded {writer.count} records ({n_nt} nt) with {model_name} in {time.perf_counter() - start:.1f} s "
+          f"-> {output} ({writer.format})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ models
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the models shipped in this installation")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from .pretrained import WEIGHTS_DIR, available_models
+
+    names = available_models()
+    for name in names:
+        print(f"{name}\t{WEIGHTS_DIR / name}")
+    if not names:
+        print("no shipped models in this installation yet; train one with `genesis-rna pretrain`")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ main
+SUBCOMMANDS: list[Callable] = [_add_embed, _add_models]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="genesis-rna", description="genesis-rna: an RNA foundation-model toolkit.")
+    parser.add_argument("--version", action="version", version=f"genesis-rna {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except GenesisRNAError as exc:
+        print(f"genesis-rna: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("genesis-rna: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"genesis-rna: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
