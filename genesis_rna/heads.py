@@ -1,0 +1,244 @@
+"""Output heads of genesis-rna: pretraining heads and generic fine-tuning heads.
+
+Pretraining heads (built by :class:`genesis_rna.model.GenesisRNAModel` from its config):
+
+* :class:`MLMHead` -- masked-nucleotide logits over the vocabulary (decoder tied to the token embedding);
+* :class:`StructureHead` -- per-token structure-context logits (``NONE STEM LOOP BULGE HAIRPIN``);
+* :class:`PairHead` -- an exactly symmetric ``[B, T, T]`` map of base-pairing logits.
+
+Fine-tuning heads (built by the fine-tuning code on top of the encoder's representations):
+:class:`SequenceClassificationHead`, :class:`SequenceRegressionHead`, :class:`TokenClassificationHead`,
+:class:`TokenRegressionHead` and :class:`MutationEffectHead`.
+
+All heads work on the full token axis ``[B, T, d]`` (``[CLS]`` and ``[SEP]`` included); callers that want
+per-nucleotide rows strip the two specials, and pooled heads take a mask that says which rows to pool
+(:func:`nucleotide_mask` gives the usual one: real nucleotides, no specials, no padding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .tokenization import CLS_ID, PAD_ID, SEP_ID
+
+POOLINGS = ("mean", "cls")
+
+
+def build_norm(norm_type: str, dim: int, eps: float = 1e-5) -> nn.Module:
+    """``LayerNorm`` or ``RMSNorm`` by name, so the encoder and the heads share one switch."""
+    if norm_type == "layernorm":
+        return nn.LayerNorm(dim, eps=eps)
+    if norm_type == "rmsnorm":
+        return nn.RMSNorm(dim, eps=eps)
+    raise ValueError(f"norm_type must be 'layernorm' or 'rmsnorm', got {norm_type!r}")
+
+
+def nucleotide_mask(input_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` bool mask of nucleotide positions: not ``[PAD]``, ``[CLS]`` or ``[SEP]``.
+
+    ``[MASK]`` counts as a nucleotide position (it stands for one), so a masked input pools over the same rows.
+    """
+    return (input_ids != PAD_ID) & (input_ids != CLS_ID) & (input_ids != SEP_ID)
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``hidden [B, T, d]`` over the rows where ``mask [B, T]`` is true -> ``[B, d]``.
+
+    The sum is taken in float32 (bf16 sums of hundreds of rows lose digits) and cast back. A sequence with no
+    selected row gives zeros rather than NaN, so one empty record cannot poison a batch.
+    """
+    if mask is None:
+        return hidden.mean(dim=1)
+    if mask.shape != hidden.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match hidden {tuple(hidden.shape[:2])}")
+    weights = mask.to(torch.float32).unsqueeze(-1)
+    total = (hidden.to(torch.float32) * weights).sum(dim=1)
+    count = weights.sum(dim=1).clamp_min(1.0)
+    return (total / count).to(hidden.dtype)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """``mean`` (masked mean, see :func:`masked_mean`) or ``cls`` (the row of ``[CLS]``, position 0)."""
+    if pooling == "mean":
+        return masked_mean(hidden, mask)
+    if pooling == "cls":
+        return hidden[:, 0]
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
+    """``dropout -> Linear -> GELU -> dropout -> Linear``, or a plain linear probe when ``hidden_dim == 0``."""
+    if hidden_dim == 0:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim))
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(hidden_dim, out_dim),
+    )
+
+
+class MLMHead(nn.Module):
+    """``dense -> GELU -> norm -> decoder`` as in BERT/RoBERTa/ESM.
+
+    The decoder's weight is a separate parameter here; :class:`~genesis_rna.model.GenesisRNAModel` replaces it
+    with the token embedding's weight when ``tie_word_embeddings`` (the bias stays the head's own).
+    """
+
+    def __init__(self, d_model: int, vocab_size: int, *, norm_type: str = "layernorm", eps: float = 1e-5) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = build_norm(norm_type, d_model, eps)
+        self.decoder = nn.Linear(d_model, vocab_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d] -> [B, T, vocab_size]`` logits."""
+        return self.decoder(self.norm(F.gelu(self.dense(hidden))))
+
+
+class StructureHead(nn.Module):
+    """Per-token structure-context classifier: ``dense -> GELU -> norm -> linear`` to ``num_labels``.
+
+    A hidden layer (rather than a linear probe) lets the last encoder layer stay general: the MLM head has the
+    same shape, so neither pretraining task has to bend the shared representation alone.
+    """
+
+    def __init__(self, d_model: int, num_labels: int, *, norm_type: str = "layernorm", eps: float = 1e-5) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = build_norm(norm_type, d_model, eps)
+        self.classifier = nn.Linear(d_model, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d] -> [B, T, num_labels]`` logits."""
+        return self.classifier(self.norm(F.gelu(self.dense(hidden))))
+
+
+class PairHead(nn.Module):
+    """Symmetric bilinear base-pairing logits.
+
+    ``q = W_q h + b_q``, ``k = W_k h + b_k`` (both ``pair_dim`` wide) and
+    ``logit[i, j] = (q_i . k_j + q_j . k_i) / (2 sqrt(pair_dim)) + bias``. Pairing is symmetric, so the
+    output is made symmetric by construction (``S + S^T`` is bit-exactly symmetric in floating point), not
+    learned to be. Two maps rather than one (``q_i . q_j``) keep the form indefinite, so a position can score
+    low against itself and high against its complement.
+    """
+
+    def __init__(self, d_model: int, pair_dim: int = 64) -> None:
+        super().__init__()
+        self.pair_dim = pair_dim
+        self.q_proj = nn.Linear(d_model, pair_dim)
+        self.k_proj = nn.Linear(d_model, pair_dim)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d] -> [B, T, T]`` logits, ``out[b, i, j] == out[b, j, i]`` exactly."""
+        q = self.q_proj(hidden)
+        k = self.k_proj(hidden)
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        scale = 1.0 / (2.0 * math.sqrt(self.pair_dim))
+        return (scores + scores.transpose(-1, -2)) * scale + self.bias.to(scores.dtype)
+
+
+class SequenceClassificationHead(nn.Module):
+    """Pooled sequence classifier: pool (``mean`` over ``mask`` or ``cls``) then an MLP to ``num_labels``.
+
+    ``hidden_dim=None`` uses ``d_model``; ``hidden_dim=0`` is a linear probe (what representation benchmarks
+    report).
+    """
+
+    def __init__(self, d_model: int, num_labels: int, *, pooling: str = "mean", hidden_dim: int | None = None,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.pooling = pooling
+        self.mlp = _mlp(d_model, d_model if hidden_dim is None else hidden_dim, num_labels, dropout)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T, d]`` (and ``[B, T]`` mask for mean pooling) -> ``[B, num_labels]`` logits."""
+        return self.mlp(pool(hidden, mask, self.pooling))
+
+
+class SequenceRegressionHead(SequenceClassificationHead):
+    """Pooled sequence regressor -> ``[B, num_outputs]`` (kept 2-D even for one output, so shapes never change)."""
+
+    def __init__(self, d_model: int, num_outputs: int = 1, *, pooling: str = "mean", hidden_dim: int | None = None,
+                 dropout: float = 0.1) -> None:
+        super().__init__(d_model, num_outputs, pooling=pooling, hidden_dim=hidden_dim, dropout=dropout)
+
+
+class TokenClassificationHead(nn.Module):
+    """Per-token classifier ``[B, T, d] -> [B, T, num_labels]`` (``hidden_dim=0``: linear probe)."""
+
+    def __init__(self, d_model: int, num_labels: int, *, hidden_dim: int | None = None, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.mlp = _mlp(d_model, d_model if hidden_dim is None else hidden_dim, num_labels, dropout)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.mlp(hidden)
+
+
+class TokenRegressionHead(TokenClassificationHead):
+    """Per-token regressor ``[B, T, d] -> [B, T, num_outputs]`` (e.g. reactivity profiles)."""
+
+    def __init__(self, d_model: int, num_outputs: int = 1, *, hidden_dim: int | None = None,
+                 dropout: float = 0.1) -> None:
+        super().__init__(d_model, num_outputs, hidden_dim=hidden_dim, dropout=dropout)
+
+
+class MutationEffectHead(nn.Module):
+    """Scores a variant from wild-type and mutant representations -> ``[B]``.
+
+    Features: ``[m_wt, m_mut, m_mut - m_wt]`` where ``m`` is the masked mean over each sequence's own mask
+    (so insertions and deletions work: the two sequences may differ in length). With
+    ``use_site_features=True`` the forward also takes ``site_mask`` (the substituted positions, same indexing
+    in both sequences) and the same three features of the site rows are appended: a point mutation's signal is
+    diluted 1/L in a whole-sequence mean, but not at its site.
+
+    ``antisymmetric=True`` (default) returns ``(g(wt, mut) - g(mut, wt)) / 2``: swapping wild type and mutant
+    negates the score and an unchanged sequence scores exactly 0, the right prior for effects measured
+    relative to the wild type (fitness log-ratios, ddG). Set it False for absolute targets.
+    """
+
+    def __init__(self, d_model: int, *, hidden_dim: int | None = None, dropout: float = 0.1,
+                 antisymmetric: bool = True, use_site_features: bool = False) -> None:
+        super().__init__()
+        self.antisymmetric = antisymmetric
+        self.use_site_features = use_site_features
+        in_dim = 3 * d_model * (2 if use_site_features else 1)
+        self.mlp = _mlp(in_dim, d_model if hidden_dim is None else hidden_dim, 1, dropout)
+
+    @staticmethod
+    def _features(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([a, b, b - a], dim=-1)
+
+    def _score(self, wt: list[torch.Tensor], mut: list[torch.Tensor]) -> torch.Tensor:
+        feats = torch.cat([self._features(a, b) for a, b in zip(wt, mut, strict=True)], dim=-1)
+        return self.mlp(feats).squeeze(-1)
+
+    def forward(self, wt_hidden: torch.Tensor, mut_hidden: torch.Tensor, wt_mask: torch.Tensor | None = None,
+                mut_mask: torch.Tensor | None = None, site_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``wt_hidden [B, Tw, d]``, ``mut_hidden [B, Tm, d]`` (masks ``[B, Tw]``, ``[B, Tm]``) -> ``[B]``."""
+        wt = [masked_mean(wt_hidden, wt_mask)]
+        mut = [masked_mean(mut_hidden, mut_mask)]
+        if self.use_site_features:
+            if site_mask is None:
+                raise ValueError("this MutationEffectHead was built with use_site_features=True; pass site_mask")
+            if wt_hidden.shape != mut_hidden.shape:
+                raise ValueError("site features need wild type and mutant of equal length (substitutions only)")
+            wt.append(masked_mean(wt_hidden, site_mask))
+            mut.append(masked_mean(mut_hidden, site_mask))
+        forward_score = self._score(wt, mut)
+        if not self.antisymmetric:
+            return forward_score
+        return 0.5 * (forward_score - self._score(mut, wt))
+
+
+__all__ = [
+    "MLMHead", "StructureHead", "PairHead", "MutationEffectHead", "SequenceClassificationHead",
+    "SequenceRegressionHead", "TokenClassificationHead", "TokenRegressionHead", "masked_mean", "nucleotide_mask",
+    "build_norm", "pool",
+]

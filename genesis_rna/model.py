@@ -1,0 +1,621 @@
+"""The genesis-rna transformer encoder, its pretraining heads, and safetensors checkpoints.
+
+Layout (names are the state-dict keys that checkpoints and converters rely on)::
+
+    GenesisRNAModel
+      encoder: GenesisRNAEncoder
+        embed_tokens          nn.Embedding(vocab_size, d_model, padding_idx=pad_token_id)
+        embed_structure       nn.Embedding(structure_num_labels + 1, d_model)   (use_structure_input only)
+        embed_positions       nn.Embedding(max_len, d_model)                    (position_type="learned" only)
+        layers.{i}: TransformerBlock
+          attn_norm, attn (qkv, out_proj), ffn_norm, ffn (fc_in, fc_out)
+        final_norm
+      mlm_head (dense, norm, decoder), structure_head (dense, norm, classifier), pair_head (q_proj, k_proj, bias)
+
+Blocks are pre-norm (as ESM-2 and GPT-2): the residual stream is never normalised, which keeps deep stacks
+trainable without warm-up tricks, and the final norm makes the last representation well scaled. Attention goes
+through ``scaled_dot_product_attention`` so PyTorch picks the fastest kernel for the device; attention weights
+are only computed explicitly when a caller asks for them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .config import GenesisRNAConfig
+from .errors import CheckpointError, ConfigError, InputError
+from .heads import MLMHead, PairHead, StructureHead, build_norm
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_MAX_LISTED_KEYS = 8
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Positions
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _positions_fp32(length: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(length, device=device, dtype=torch.float32)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``[x1, x2] -> [-x2, x1]`` on the last axis (the GPT-NeoX / HF layout of rotary pairs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoFormer), rotate-half layout, applied to queries and keys.
+
+    Rotating q at position m and k at position n by angles proportional to m and n makes ``q . k`` a function
+    of ``m - n`` only, so attention sees relative positions with no parameters. cos/sin tables are computed in
+    float32 for ``max_len`` positions once per (device, dtype) and kept as plain attributes, not buffers: they
+    never enter the state dict, and ``model.to(torch.bfloat16)`` cannot degrade the float32 master table.
+    """
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ConfigError(f"rotary positions need an even head dimension, got {head_dim}")
+        self.head_dim = head_dim
+        self.max_len = max_len
+        self.base = float(base)
+        self._cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _table(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (device, dtype)
+        if key not in self._cache:
+            with torch.autocast(device_type=device.type, enabled=False):
+                exponent = torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim
+                inv_freq = 1.0 / (self.base ** exponent)
+                angles = _positions_fp32(self.max_len, device)[:, None] * inv_freq[None, :]
+                angles = torch.cat((angles, angles), dim=-1)  # [max_len, head_dim]
+                self._cache[key] = (angles.cos().to(dtype), angles.sin().to(dtype))
+        return self._cache[key]
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate ``q, k [B, H, T, head_dim]`` by their positions ``0..T-1``."""
+        length = q.shape[-2]
+        cos, sin = self._table(q.device, q.dtype)
+        cos, sin = cos[:length], sin[:length]
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def sinusoidal_table(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Vaswani et al. positions ``[length, dim]``: sin on even, cos on odd channels, float32."""
+    position = _positions_fp32(length, device or torch.device("cpu"))[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, device=position.device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=position.device, dtype=torch.float32)
+    table[:, 0::2] = torch.sin(position * div)
+    table[:, 1::2] = torch.cos(position * div)[:, : dim // 2]
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoidal absolute positions, cached per (device, dtype) like :class:`RotaryEmbedding`."""
+
+    def __init__(self, dim: int, max_len: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.max_len = max_len
+        self._cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (device, dtype)
+        if key not in self._cache:
+            self._cache[key] = sinusoidal_table(self.max_len, self.dim, device).to(dtype)
+        return self._cache[key][:length]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Attention and blocks
+# ----------------------------------------------------------------------------------------------------------
+
+
+def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``[B, T]`` (1 = real) -> bool ``[B, 1, 1, T]`` key mask for SDPA, or ``None`` when nothing is padded.
+
+    Only keys are masked: padded query rows still attend to the real keys, so every row has a finite softmax.
+    A row with no real key at all (an all-padding sequence) is left unmasked for the same reason; its output is
+    meaningless but finite. ``None`` lets SDPA use its fastest unmasked kernels.
+    """
+    if attention_mask is None:
+        return None
+    mask = attention_mask.bool()
+    if bool(mask.all()):
+        return None
+    mask = mask | ~mask.any(dim=-1, keepdim=True)
+    return mask[:, None, None, :]
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Self-attention with a fused QKV projection, optional rotary positions, and SDPA.
+
+    ``forward(x, mask, need_weights)`` returns ``(output [B, T, d], weights [B, H, T, T] or None)``. Weights are
+    only materialised when asked for, through an explicit ``softmax(QK^T / sqrt(d_head))`` path that computes the
+    same function as the SDPA path (up to float rounding).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, rotary: RotaryEmbedding | None = None
+                 ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ConfigError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        # One RotaryEmbedding is shared by all layers (it has no parameters; one cos/sin table serves them all).
+        self.rotary = rotary
+
+    def _split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each [B, H, T, head_dim]
+        if self.rotary is not None:
+            q, k = self.rotary(q, k)
+        return q, k, v
+
+    def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = torch.matmul(q, k.transpose(-1, -2)).float() * (1.0 / math.sqrt(self.head_dim))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1).to(v.dtype)
+        dropped = F.dropout(weights, p=self.dropout, training=self.training)
+        return torch.matmul(dropped, v), weights
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, k, v = self._split_heads(x)
+        weights = None
+        if need_weights:
+            out, weights = self._explicit(q, k, v, mask)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            )
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, length, self.n_heads * self.head_dim)
+        return self.out_proj(out), weights
+
+
+class FeedForward(nn.Module):
+    """``fc_in -> activation -> dropout -> fc_out``; for SwiGLU ``fc_in`` is fused (gate and value, ``2 * dim_ff``).
+
+    SwiGLU therefore has ``3 * d * dim_ff`` weights against ``2 * d * dim_ff`` for GELU/ReLU; pick ``dim_ff``
+    about 2/3 as large to compare at equal size.
+    """
+
+    def __init__(self, d_model: int, dim_ff: int, activation: str = "gelu", dropout: float = 0.0) -> None:
+        super().__init__()
+        if activation not in ("gelu", "relu", "swiglu"):
+            raise ConfigError(f"activation must be gelu, relu or swiglu, got {activation!r}")
+        self.activation = activation
+        self.fc_in = nn.Linear(d_model, 2 * dim_ff if activation == "swiglu" else dim_ff)
+        self.fc_out = nn.Linear(dim_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc_in(x)
+        if self.activation == "swiglu":
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        elif self.activation == "gelu":
+            h = F.gelu(h)
+        else:
+            h = F.relu(h)
+        return self.fc_out(self.dropout(h))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: ``x + drop(attn(norm(x)))`` then ``x + drop(ffn(norm(x)))``."""
+
+    def __init__(self, config: GenesisRNAConfig, rotary: RotaryEmbedding | None = None) -> None:
+        super().__init__()
+        self.attn_norm = build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
+        self.attn = MultiHeadSelfAttention(config.d_model, config.n_heads, dropout=config.attention_dropout,
+                                           rotary=rotary)
+        self.ffn_norm = build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
+        self.ffn = FeedForward(config.d_model, config.dim_ff, config.activation, config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_out, weights = self.attn(self.attn_norm(x), mask, need_weights)
+        x = x + self.dropout(attn_out)
+        x = x + self.dropout(self.ffn(self.ffn_norm(x)))
+        return x, weights
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Encoder
+# ----------------------------------------------------------------------------------------------------------
+
+
+class GenesisRNAEncoder(nn.Module):
+    """Embeddings, ``n_layers`` pre-norm blocks and a final norm; ``[B, T]`` ids -> ``[B, T, d]``."""
+
+    def __init__(self, config: GenesisRNAConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.gradient_checkpointing = bool(config.gradient_checkpointing)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        # Row ``structure_num_labels`` is "unknown": labels -100 (no structure) and absent labels map there.
+        self.embed_structure = (nn.Embedding(config.structure_num_labels + 1, config.d_model)
+                                if config.use_structure_input else None)
+        self.embed_positions = (nn.Embedding(config.max_len, config.d_model)
+                                if config.position_type == "learned" else None)
+        self.sinusoidal = (SinusoidalPositions(config.d_model, config.max_len)
+                           if config.position_type == "sinusoidal" else None)
+        self.rotary = (RotaryEmbedding(config.head_dim, config.max_len, config.rotary_base)
+                       if config.position_type == "rotary" else None)
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(TransformerBlock(config, self.rotary) for _ in range(config.n_layers))
+        self.final_norm = build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each block in the backward pass (saves activation memory for ~30% more compute)."""
+        self.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing = False
+
+    def _structure_ids(self, structure_labels: torch.Tensor | None, input_ids: torch.Tensor) -> torch.Tensor:
+        unknown = self.config.structure_num_labels
+        if structure_labels is None:
+            return torch.full_like(input_ids, unknown)
+        if structure_labels.shape != input_ids.shape:
+            raise InputError(f"structure_labels shape {tuple(structure_labels.shape)} differs from input_ids "
+                             f"shape {tuple(input_ids.shape)}")
+        labels = structure_labels.long()
+        if labels.numel() and int(labels.max()) >= unknown:
+            raise InputError(f"structure label {int(labels.max())} out of range; labels are 0..{unknown - 1}, "
+                             "or -100 for unknown")
+        return torch.where(labels < 0, torch.full_like(labels, unknown), labels)
+
+    def embed(self, input_ids: torch.Tensor, structure_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Token (+ structure) (+ absolute position) embeddings after dropout: representation layer 0."""
+        x = self.embed_tokens(input_ids)
+        if self.embed_structure is not None:
+            x = x + self.embed_structure(self._structure_ids(structure_labels, input_ids))
+        length = input_ids.shape[1]
+        if self.embed_positions is not None:
+            x = x + self.embed_positions.weight[:length]
+        elif self.sinusoidal is not None:
+            x = x + self.sinusoidal(length, x.device, x.dtype)
+        return self.dropout(x)
+
+    def _run_block(self, block: TransformerBlock, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, mask, need_weights, use_reentrant=False)
+        return block(x, mask, need_weights)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                repr_layers: Iterable[int] = (), need_attentions: bool = False,
+                structure_labels: torch.Tensor | None = None) -> dict[str, Any]:
+        """Returns ``{"last_hidden_state", "representations", "attentions"?}``.
+
+        ``repr_layers`` must already be non-negative (see :meth:`GenesisRNAModel.normalise_repr_layers`).
+        Layers ``1..n_layers-1`` are raw block outputs (the residual stream); layer ``n_layers`` is after the
+        final norm, as in ESM.
+        """
+        wanted = set(repr_layers)
+        mask = key_padding_mask(attention_mask)
+        x = self.embed(input_ids, structure_labels)
+        reps: dict[int, torch.Tensor] = {0: x} if 0 in wanted else {}
+        attentions = []
+        for index, block in enumerate(self.layers, start=1):
+            x, weights = self._run_block(block, x, mask, need_attentions)
+            if weights is not None:
+                attentions.append(weights)
+            if index in wanted and index != len(self.layers):
+                reps[index] = x
+        x = self.final_norm(x)
+        if len(self.layers) in wanted:
+            reps[len(self.layers)] = x
+        out: dict[str, Any] = {"last_hidden_state": x, "representations": reps}
+        if need_attentions:
+            out["attentions"] = torch.stack(attentions, dim=1)
+        return out
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return count_parameters(self, trainable_only)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Unique parameters of ``module`` (tied weights count once)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Full model
+# ----------------------------------------------------------------------------------------------------------
+
+
+class GenesisRNAModel(nn.Module):
+    """Encoder plus the pretraining heads the config asks for (``mlm_head``, ``structure_head``, ``pair_head``).
+
+    >>> model = GenesisRNAModel.from_pretrained("genesis-rna-small")      # doctest: +SKIP
+    >>> out = model(batch["input_ids"], batch["attention_mask"], repr_layers=[-1])  # doctest: +SKIP
+    >>> out["representations"][model.config.n_layers].shape                # [B, T, d_model]  # doctest: +SKIP
+    """
+
+    def __init__(self, config: GenesisRNAConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = GenesisRNAEncoder(config)
+        norm = {"norm_type": config.norm_type, "eps": config.layer_norm_eps}
+        self.mlm_head = MLMHead(config.d_model, config.vocab_size, **norm) if config.mlm_head else None
+        self.structure_head = (StructureHead(config.d_model, config.structure_num_labels, **norm)
+                               if config.structure_head else None)
+        self.pair_head = PairHead(config.d_model, config.pair_head_dim) if config.pair_head else None
+        self.init_weights()
+        self.tie_weights()
+
+    # -- initialisation -----------------------------------------------------------------------------------
+
+    def init_weights(self, scale_residual: bool = True) -> None:
+        """BERT initialisation: N(0, initializer_range) weights, zero biases, unit norms, zero padding row.
+
+        With ``scale_residual`` the projections that write into the residual stream (``attn.out_proj`` and
+        ``ffn.fc_out``) use std ``initializer_range / sqrt(2 * n_layers)`` (GPT-2), so the stream's variance
+        at initialisation does not grow with depth.
+        """
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0.0, std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, std)
+                if module.padding_idx is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+            elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+                if module.weight is not None:
+                    nn.init.ones_(module.weight)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+        if scale_residual:
+            residual_std = std / math.sqrt(2 * self.config.n_layers)
+            for block in self.encoder.layers:
+                nn.init.normal_(block.attn.out_proj.weight, 0.0, residual_std)
+                nn.init.normal_(block.ffn.fc_out.weight, 0.0, residual_std)
+        if self.pair_head is not None:
+            nn.init.zeros_(self.pair_head.bias)
+
+    def tie_weights(self) -> None:
+        """Share the MLM decoder's weight with the token embedding when ``tie_word_embeddings``."""
+        if self.mlm_head is not None and self.config.tie_word_embeddings:
+            self.mlm_head.decoder.weight = self.encoder.embed_tokens.weight
+
+    def _tied_keys(self) -> set[str]:
+        if self.mlm_head is not None and self.config.tie_word_embeddings:
+            return {"mlm_head.decoder.weight"}
+        return set()
+
+    # -- conveniences ---------------------------------------------------------------------------------------
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of (unique) parameters, heads included; ``self.encoder.num_parameters()`` for the encoder."""
+        return count_parameters(self, trainable_only)
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.embed_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder.embed_tokens.weight.dtype
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.encoder.gradient_checkpointing_enable()
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.encoder.gradient_checkpointing_disable()
+
+    def normalise_repr_layers(self, repr_layers: Iterable[int]) -> list[int]:
+        """ESM convention: ``-1`` is the last layer (``n_layers + 1 + idx``); anything else out of range raises."""
+        n = self.config.n_layers
+        out = []
+        for layer in repr_layers:
+            if isinstance(layer, bool) or not isinstance(layer, int):
+                raise InputError(f"repr_layers must be integers, got {layer!r}")
+            if not -(n + 1) <= layer <= n:
+                raise InputError(f"repr_layers: layer {layer} out of range; this model has layers 0..{n} "
+                                 f"(0 = embeddings, {n} = final), or -{n + 1}..-1 counting from the end")
+            out.append(layer % (n + 1))
+        return out
+
+    # -- forward --------------------------------------------------------------------------------------------
+
+    def _validate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise InputError(f"input_ids must be a [batch, length] tensor, got {shape}")
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise InputError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+        length, limit = input_ids.shape[1], self.config.max_len
+        if length == 0:
+            raise InputError("input_ids has zero length; an encoded sequence has at least [CLS] and [SEP]")
+        if length > limit:
+            raise InputError(f"{length} tokens exceed this model's max_len of {limit} tokens ({limit - 2} "
+                             "nucleotides plus [CLS] and [SEP]); split longer sequences into windows")
+        if input_ids.numel():
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise InputError(f"token id {bad} outside the vocabulary (0..{self.config.vocab_size - 1}); "
+                                 "encode sequences with RNATokenizer")
+        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+            raise InputError(f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids shape "
+                             f"{tuple(input_ids.shape)}")
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        repr_layers: Iterable[int] = (),
+        need_attentions: bool = False,
+        structure_labels: torch.Tensor | None = None,
+        return_pair_logits: bool = True,
+        return_logits: bool = True,
+    ) -> dict[str, Any]:
+        """Run the encoder and heads on ``input_ids [B, T]`` (``[CLS] ... [SEP]`` plus right padding).
+
+        Returns a dict with
+
+        * ``last_hidden_state`` ``[B, T, d]``: the final normed output (free: it is computed anyway);
+        * ``representations`` ``{layer: [B, T, d]}`` for ``repr_layers`` (keys normalised to ``0..n_layers``);
+        * ``mlm_logits`` ``[B, T, V]``, ``struct_logits`` ``[B, T, C]``, ``pair_logits`` ``[B, T, T]`` for the
+          heads the model has, unless ``return_logits=False`` (then no head runs); ``pair_logits`` also needs
+          ``return_pair_logits``;
+        * ``attentions`` ``[B, n_layers, n_heads, T, T]`` only when ``need_attentions``.
+
+        ``attention_mask`` (1 = real token) defaults to ``input_ids != pad_token_id``. ``structure_labels``
+        ``[B, T]`` (0..C-1, -100 unknown) are an input only when ``config.use_structure_input``; otherwise they
+        are ignored. All outputs cover the full token axis; callers strip ``[CLS]``/``[SEP]``.
+        """
+        self._validate(input_ids, attention_mask)
+        layers = self.normalise_repr_layers(repr_layers)
+        if attention_mask is None:
+            attention_mask = input_ids != self.config.pad_token_id
+        out = self.encoder(input_ids, attention_mask, repr_layers=layers, need_attentions=need_attentions,
+                           structure_labels=structure_labels)
+        if return_logits:
+            out.update(self._heads(out["last_hidden_state"], return_pair_logits))
+        return out
+
+    def _heads(self, hidden: torch.Tensor, return_pair_logits: bool) -> dict[str, torch.Tensor]:
+        logits = {}
+        if self.mlm_head is not None:
+            logits["mlm_logits"] = self.mlm_head(hidden)
+        if self.structure_head is not None:
+            logits["struct_logits"] = self.structure_head(hidden)
+        if self.pair_head is not None and return_pair_logits:
+            logits["pair_logits"] = self.pair_head(hidden)
+        return logits
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
+
+        Both files are written under temporary names and renamed. Tied weights are stored once (safetensors
+        refuses shared storage, and it halves nothing useful to store them twice); ``dtype`` (e.g.
+        ``torch.bfloat16``) casts floating-point tensors, for small shipped weights.
+        """
+        from safetensors.torch import save_file
+
+        from ._fileutil import atomic_path
+
+        try:
+            from . import __version__
+        except ImportError:  # the package's __init__ is being rewritten; never fail a save over a version string
+            __version__ = "unknown"
+
+        os.makedirs(directory, exist_ok=True)
+        tied = self._tied_keys()
+        tensors = {}
+        for key, tensor in self.state_dict().items():
+            if key in tied:
+                continue
+            tensor = tensor.detach()
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            tensors[key] = tensor.cpu().contiguous()
+        metadata = {"format": "pt", "genesis_rna_version": str(__version__)}
+        with atomic_path(os.path.join(directory, WEIGHTS_NAME), suffix=".safetensors") as tmp:
+            save_file(tensors, tmp, metadata=metadata)
+        self.config.save_json(os.path.join(directory, CONFIG_NAME))
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32, strict: bool = True) -> GenesisRNAModel:
+        """Load a model directory (``config.json`` + ``model.safetensors``) or a shipped model by name.
+
+        Never unpickles. With ``strict`` (default) any missing, unexpected or mis-shaped weight is a
+        :class:`CheckpointError` listing them; without it, matching weights load and the rest keep their
+        initialisation. Returns the model in eval mode on ``device`` in ``dtype``.
+        """
+        directory = _resolve_directory(name_or_dir)
+        config = _load_config(directory)
+        state = _load_safetensors(os.path.join(directory, WEIGHTS_NAME))
+        model = cls(config)
+        model._load_checked(state, strict, source=os.path.join(directory, WEIGHTS_NAME))
+        return model.to(device=device, dtype=dtype).eval()
+
+    def _load_checked(self, state: Mapping[str, torch.Tensor], strict: bool, source: str) -> None:
+        expected = {k: v for k, v in self.state_dict().items() if k not in self._tied_keys()}
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        mismatched = sorted(f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
+                            for k, v in expected.items() if k in state and state[k].shape != v.shape)
+        problems = [f"{label}: {_first(keys)}" for label, keys in
+                    (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)) if keys]
+        if strict and problems:
+            raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(problems))
+        loadable = {k: t.to(expected[k].dtype) for k, t in state.items()
+                    if k in expected and t.shape == expected[k].shape}
+        self.load_state_dict(loadable, strict=False)
+        self.tie_weights()
+
+
+def _first(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_MAX_LISTED_KEYS])
+    return shown + (f" (and {len(keys) - _MAX_LISTED_KEYS} more)" if len(keys) > _MAX_LISTED_KEYS else "")
+
+
+def _resolve_directory(name_or_dir: str | os.PathLike) -> str:
+    """A directory as given, else a shipped model's directory from :mod:`genesis_rna.pretrained`."""
+    path = os.fspath(name_or_dir)
+    if os.path.isdir(path):
+        return path
+    try:
+        from .pretrained import resolve_model_dir
+    except ImportError:
+        raise CheckpointError(f"no such model directory or shipped model name: {path}") from None
+    return os.fspath(resolve_model_dir(path))
+
+
+def _load_config(directory: str) -> GenesisRNAConfig:
+    path = os.path.join(directory, CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: missing; a model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return GenesisRNAConfig.load_json(path)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: missing; a model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return load_file(path, device="cpu")
+    except Exception as exc:  # safetensors raises its own error types (and OSError); all mean a bad file
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+__all__ = [
+    "GenesisRNAModel", "GenesisRNAEncoder", "TransformerBlock", "MultiHeadSelfAttention", "FeedForward",
+    "RotaryEmbedding", "SinusoidalPositions", "rotate_half", "sinusoidal_table", "key_padding_mask",
+    "count_parameters", "CONFIG_NAME", "WEIGHTS_NAME",
+]
