@@ -38,14 +38,30 @@ def _from_mapping(cls, data: dict[str, Any], source: str):
     """Build a dataclass from a dict, naming unknown keys instead of failing with a TypeError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    types = {f.name: f.type for f in fields(cls)}
+    unknown = sorted(set(data) - set(types))
     if unknown:
         raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)} for {cls.__name__}")
+    data = {key: _coerce(value, types[key], key, source) for key, value in data.items()}
     try:
         return cls(**data)
     except TypeError as exc:  # wrong types that __post_init__ could not coerce
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def _coerce(value: Any, type_name: str, key: str, source: str) -> Any:
+    """Accept what YAML users write: ``5e-4`` (a string to YAML 1.1) or ``1`` for a float field."""
+    if type_name == "float" and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}") from None
+    if type_name == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    expected = {"int": int, "float": float, "bool": bool, "str": str}.get(type_name)
+    if expected is not None and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {key} must be of type {type_name}, got {value!r}")
+    return value
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
