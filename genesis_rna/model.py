@@ -7,6 +7,7 @@ Layout (names are the state-dict keys that checkpoints and converters rely on)::
         embed_tokens          nn.Embedding(vocab_size, d_model, padding_idx=pad_token_id)
         embed_structure       nn.Embedding(structure_num_labels + 1, d_model)   (use_structure_input only)
         embed_positions       nn.Embedding(max_len, d_model)                    (position_type="learned" only)
+        sinusoidal.scale      scalar                                            (position_type="sinusoidal" only)
         layers.{i}: TransformerBlock
           attn_norm, attn (qkv, out_proj), ffn_norm, ffn (fc_in, fc_out)
         final_norm
@@ -102,19 +103,26 @@ def sinusoidal_table(length: int, dim: int, device: torch.device | None = None) 
 
 
 class SinusoidalPositions(nn.Module):
-    """Fixed sinusoidal absolute positions, cached per (device, dtype) like :class:`RotaryEmbedding`."""
+    """Fixed sinusoidal absolute positions times one learned scale (the "scaled sinusoidal" of x-transformers).
 
-    def __init__(self, dim: int, max_len: int) -> None:
+    The raw table has unit amplitude while BERT-initialised token embeddings have std ``initializer_range``
+    (0.02): added unscaled, positions would drown the nucleotide identities at initialisation. The scale starts
+    at ``initializer_range * sqrt(2)`` (so both have the same RMS) and is learned. The table itself is cached in
+    float32 per (device, dtype) like :class:`RotaryEmbedding`'s, outside the state dict.
+    """
+
+    def __init__(self, dim: int, max_len: int, init_scale: float = 0.02 * math.sqrt(2)) -> None:
         super().__init__()
         self.dim = dim
         self.max_len = max_len
+        self.scale = nn.Parameter(torch.tensor(float(init_scale)))
         self._cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
     def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (device, dtype)
         if key not in self._cache:
             self._cache[key] = sinusoidal_table(self.max_len, self.dim, device).to(dtype)
-        return self._cache[key][:length]
+        return self._cache[key][:length] * self.scale.to(dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -397,6 +405,8 @@ class GenesisRNAModel(nn.Module):
                 nn.init.normal_(block.ffn.fc_out.weight, 0.0, residual_std)
         if self.pair_head is not None:
             nn.init.zeros_(self.pair_head.bias)
+        if self.encoder.sinusoidal is not None:
+            nn.init.constant_(self.encoder.sinusoidal.scale, std * math.sqrt(2))
 
     def tie_weights(self) -> None:
         """Share the MLM decoder's weight with the token embedding when ``tie_word_embeddings``."""
