@@ -76,7 +76,9 @@ class RotaryEmbedding(nn.Module):
     def _table(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         key = (device, dtype)
         if key not in self._cache:
-            with torch.autocast(device_type=device.type, enabled=False):
+            # Built outside inference mode and autocast: a table first built under torch.inference_mode() must
+            # still be usable by a later training step, and float32 angles must not be cast to bf16.
+            with torch.inference_mode(False), torch.no_grad(), torch.autocast(device.type, enabled=False):
                 exponent = torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim
                 inv_freq = 1.0 / (self.base ** exponent)
                 angles = _positions_fp32(self.max_len, device)[:, None] * inv_freq[None, :]
@@ -121,7 +123,8 @@ class SinusoidalPositions(nn.Module):
     def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (device, dtype)
         if key not in self._cache:
-            self._cache[key] = sinusoidal_table(self.max_len, self.dim, device).to(dtype)
+            with torch.inference_mode(False), torch.no_grad():  # see RotaryEmbedding._table
+                self._cache[key] = sinusoidal_table(self.max_len, self.dim, device).to(dtype)
         return self._cache[key][:length] * self.scale.to(dtype)
 
 

@@ -439,3 +439,15 @@ def test_malformed_inputs() -> None:
         model(ids[:, :0])
     with pytest.raises(GenesisRNAError):
         model(ids, repr_layers=["last"])
+
+
+@pytest.mark.parametrize("position_type", ["rotary", "sinusoidal"])
+def test_inference_mode_then_training(position_type: str) -> None:
+    """Position tables first built under inference_mode must not poison a later training step."""
+    model = tiny_model(position_type=position_type)
+    ids, mask = random_batch([6, 9])
+    with torch.inference_mode():
+        model(ids, mask)
+    model.train()
+    model(ids, mask)["mlm_logits"].sum().backward()
+    assert model.encoder.layers[0].attn.qkv.weight.grad is not None
