@@ -1,0 +1,113 @@
+"""Shared plumbing of the readers and writers: text input with line numbers, gzip, atomic output.
+
+Kept private so every format reports the same problems the same way: a missing file, a gzip file that is
+corrupt, binary garbage (NUL bytes or bytes that do not decode) all become one-line :class:`InputError`s
+naming the file and, where it helps, the line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from .._fileutil import atomic_write
+from ..errors import FormatError, InputError, SequenceError
+
+PathLike = str | os.PathLike
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def strip_gz(path: PathLike) -> str:
+    """File name without a trailing ``.gz`` (for extension checks and default record ids)."""
+    name = os.fspath(path)
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
+def file_stem(path: PathLike) -> str:
+    """Base name without ``.gz`` and without the format extension: the default id of a one-record file."""
+    return Path(strip_gz(path)).stem
+
+
+@contextlib.contextmanager
+def open_text(path: PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Open ``path`` for reading text; gzip is recognised by its magic bytes, not by the file name.
+
+    Universal newlines, so CRLF files read like LF files.
+    """
+    try:
+        raw = open(path, "rb")  # closed in the finally below
+    except OSError as err:
+        raise InputError(f"cannot open file: {err.strerror or err}", path=path) from err
+    try:
+        head = raw.read(2)
+        raw.seek(0)
+        binary: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if head == _GZIP_MAGIC else raw
+        with io.TextIOWrapper(binary, encoding=encoding, newline=None) as text:
+            yield text
+    finally:
+        raw.close()
+
+
+def numbered_lines(path: PathLike, kind: str, *, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` (1-based, newline removed) and turn unreadable input into FormatError.
+
+    ``kind`` names the format in messages ("not a text FASTA file"). Streaming: one line in memory at a time.
+    """
+    lineno = 0
+    with open_text(path, encoding=encoding) as fh:
+        try:
+            for line in fh:
+                lineno += 1
+                if "\x00" in line:
+                    raise FormatError(f"not a text {kind} file (NUL byte)", path=path, line=lineno)
+                yield lineno, line.rstrip("\n")
+        except UnicodeDecodeError as err:
+            raise FormatError(f"not a text {kind} file (bytes that are not {encoding} text)", path=path,
+                              line=lineno + 1) from err
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise FormatError(f"corrupt gzip file ({err})", path=path, line=lineno + 1) from err
+
+
+@contextlib.contextmanager
+def open_output(path: PathLike) -> Iterator[IO[str]]:
+    """Text output written atomically (temporary name, then rename); gzip when ``path`` ends in ``.gz``.
+
+    A writer that raises half way leaves neither a partial file nor the temporary one behind.
+    """
+    if os.fspath(path).lower().endswith(".gz"):
+        with atomic_write(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz, \
+                io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as text:
+            yield text
+    else:
+        with atomic_write(path, "w", encoding="utf-8", newline="\n") as text:
+            yield text
+
+
+def locate(err: InputError, *, path: PathLike, record: str | None = None, line: int | None = None
+           ) -> InputError:
+    """Copy of ``err`` with the file (and record, line) filled in where the raiser did not know them."""
+    return err.with_context(path=path, record=record, line=line)
+
+
+def check_record_id(rec_id: str, kind: str) -> None:
+    """Ids are written as the first token of a header, so they must be non-empty and free of whitespace."""
+    if not isinstance(rec_id, str) or not rec_id or any(c.isspace() for c in rec_id):
+        raise SequenceError(f"record id {rec_id!r} cannot be written to {kind}: it must be non-empty and "
+                            "contain no whitespace")
+
+
+def check_sequence_text(seq: str, rec_id: str, kind: str) -> None:
+    """A sequence written to a text format must be non-empty printable characters without whitespace."""
+    if not isinstance(seq, str) or not seq:
+        raise SequenceError(f"cannot write an empty sequence to {kind}", record=rec_id)
+    bad = next((k for k, c in enumerate(seq) if c.isspace() or not c.isprintable() or c == ">"), None)
+    if bad is not None:
+        raise SequenceError(f"character {seq[bad]!r} cannot be written to {kind}", record=rec_id,
+                            position=bad + 1)
