@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ._fileutil import atomic_write
 from .errors import ConfigError
 
 POSITION_TYPES = ("rotary", "learned", "sinusoidal")
@@ -65,10 +66,8 @@ def _coerce(value: Any, type_name: str, key: str, source: str) -> Any:
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as fh:
+    with atomic_write(path) as fh:
         fh.write(text)
-    os.replace(tmp, path)
 
 
 class _YamlMixin:
@@ -139,6 +138,8 @@ class GenesisRNAConfig(_YamlMixin):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                    f"{name} must be a positive integer, got {value!r}")
+        _check(0 <= self.pad_token_id < self.vocab_size,
+               f"pad_token_id must be a valid token id below vocab_size, got {self.pad_token_id}")
         _check(self.vocab_size >= 9, f"vocab_size must be at least 9 (the fixed vocabulary), got {self.vocab_size}")
         _check(self.d_model % self.n_heads == 0,
                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
