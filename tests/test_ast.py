@@ -406,3 +406,40 @@ def test_sundew_state_round_trip_small_batches_and_logits():
         b.select(None)
     with pytest.raises(ConfigError):
         b.load_state_dict({"strategy": "loss"})
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+
+
+def test_one_ast_step_backpropagates_only_the_gathered_rows():
+    """Score a no-grad forward pass, select, gather the rows, forward + backward the smaller batch."""
+    from genesis_rna.config import GenesisRNAConfig
+    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.tokenization import random_mask
+
+    torch.manual_seed(0)
+    model = GenesisRNAModel(GenesisRNAConfig(d_model=32, n_heads=2, n_layers=1, dim_ff=64, max_len=18))
+    ids = torch.randint(4, 8, (8, 18))
+    ids[:, 0], ids[:, -1] = 2, 3
+    ids[5:, 12:], ids[5:, 11] = 0, 3
+    masked, labels = random_mask(ids, generator=torch.Generator().manual_seed(1))
+    struct = torch.randint(0, 5, (8, 18)).masked_fill(ids < 4, IGNORE)
+    pairs = torch.zeros(8, 18, 18)
+    special = ids < 4
+    pairs[special[:, :, None] | special[:, None, :]] = IGNORE
+    batch = {"input_ids": masked, "attention_mask": (ids != 0).long(), "mlm_labels": labels,
+             "struct_labels": struct, "pair_matrix": pairs}
+    loss_fn, selector = MultiTaskLoss(), make_selector("loss", target_activation=0.4)
+    with torch.no_grad():
+        scores = importance_from_outputs(model(masked, batch["attention_mask"]), batch, loss_fn, selector)
+    picked = selector.select(scores)
+    sub = picked.gather(batch)
+    assert sub["input_ids"].shape[0] == picked.num_selected < 8
+    seen_batch_sizes = []
+    hook = model.register_forward_hook(lambda m, args, out: seen_batch_sizes.append(args[0].shape[0]))
+    loss = loss_fn(model(sub["input_ids"], sub["attention_mask"]), sub)
+    hook.remove()
+    loss.total.backward()
+    assert seen_batch_sizes == [picked.num_selected]
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert torch.isfinite(loss.total)
