@@ -117,7 +117,7 @@ def test_half_precision_logits_are_computed_in_float32():
     assert loss.item() == pytest.approx(mlm_loss(logits.bfloat16().float(), labels).item(), rel=1e-6)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(batch=st.integers(1, 4), length=st.integers(1, 6), seed=st.integers(0, 10_000),
        keep=st.floats(0.0, 1.0))
 def test_reductions_are_consistent(batch, length, seed, keep):
