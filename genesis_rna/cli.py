@@ -117,8 +117,54 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ pretrain
+def _add_pretrain(sub) -> None:
+    from . import train_pretrain
+
+    p = sub.add_parser("pretrain", help="pretrain a model (masked nucleotides + structure + pairs, optional AST)",
+                       description="Pretrain genesis-rna; same as `python -m genesis_rna.train_pretrain`. "
+                       "Re-running the same command resumes from the latest checkpoint.",
+                       epilog=train_pretrain.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train_pretrain.add_arguments(p)
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from . import train_pretrain
+
+    result = train_pretrain.run_from_args(args, sys.argv[1:])
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(train_pretrain.summary(result))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ preprocess
+PREPROCESS_EXAMPLES = """examples:
+  genesis-rna preprocess ../shared/data/pretrain/rfam14.2_seed/Rfam.seed.gz -o /data/rfam_store
+  genesis-rna preprocess seqs.fa.gz structures/ -o /data/store --max-len 1024 --workers 8
+"""
+
+
+def _add_preprocess(sub) -> None:
+    from . import preprocess
+
+    p = sub.add_parser("preprocess", help="raw FASTA/Stockholm/CT/BPSEQ/dbn -> sharded pretraining store",
+                       description="Normalise, de-duplicate, length-filter, add structures (given or ViennaRNA "
+                       "MFE) and write a sharded, memory-mapped store with family-disjoint splits.",
+                       epilog=PREPROCESS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    preprocess.add_arguments(p)
+    p.set_defaults(func=_run_preprocess)
+
+
+def _run_preprocess(args: argparse.Namespace) -> int:
+    from . import preprocess
+
+    print(preprocess.run_from_args(args, sys.argv[1:]).summary())
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
-SUBCOMMANDS: list[Callable] = [_add_embed, _add_models]
+SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models]
 
 
 def build_parser() -> argparse.ArgumentParser:
