@@ -221,6 +221,7 @@ class TrainingConfig(_YamlMixin):
     use_ast: bool = False
     ast_target_activation: float = 0.4
     ast_strategy: str = "loss"
+    ast_reference: str = "batch"
     ast_kp: float = 0.5
     ast_ki: float = 0.05
     ast_warmup_epochs: int = 0
@@ -253,6 +254,8 @@ class TrainingConfig(_YamlMixin):
             _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         _check(0 < self.ast_target_activation <= 1,
                f"ast_target_activation must be in (0, 1], got {self.ast_target_activation}")
+        _check(self.ast_reference in ("batch", "window"),
+               f"ast_reference must be batch or window, got {self.ast_reference!r}")
         _check(self.precision in ("auto", "fp32", "bf16", "fp16"),
                f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),

@@ -542,6 +542,9 @@ class PretrainDataLoader(DataLoader):
     """
 
     def __init__(self, dataset: RNAPretrainDataset, batch_sampler: TokenBudgetBatchSampler, **kwargs: Any) -> None:
+        # Our own generator: a DataLoader iterator otherwise draws its worker base seed from the global torch
+        # RNG, so starting an iterator after a resume would shift the dropout stream of the model.
+        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
         super().__init__(dataset, batch_sampler=batch_sampler, collate_fn=collate_pretrain, **kwargs)
         self._consumed = 0
 

@@ -50,6 +50,7 @@ _HELP = {
     "use_ast": "Adaptive Sparse Training: only selected samples enter the backward pass",
     "ast_target_activation": "fraction of samples that learn (AST)",
     "ast_strategy": "AST importance: loss | entropy | random | sundew",
+    "ast_reference": "rank AST scores within the batch (batch) or against recent scores (window)",
     "precision": "auto (bf16 where native) | fp32 | bf16 | fp16 (CUDA only)",
     "data_path": "shard store (genesis-rna preprocess) or raw FASTA/Stockholm/CT/BPSEQ/dbn file or directory",
     "use_dummy_data": "synthetic hairpin RNAs (a smoke run needing no data)",

@@ -217,16 +217,19 @@ def make_step_strategy(cfg: Any, steps_per_epoch: int = 0) -> DenseStep | ASTSte
     return ASTStep(selector, warmup_steps=int(cfg.ast_warmup_epochs) * int(steps_per_epoch))
 
 
-def dense_step_flops(model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, autocast) -> int:
-    """Measured FLOPs of a dense forward + backward on ``batch``, with no effect on the parameters' gradients."""
+def dense_step_flops(model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, autocast) -> dict[str, int]:
+    """Measured FLOPs of a dense forward and backward on ``batch`` (``{"forward": .., "backward": ..}``).
+
+    The backward is ``torch.autograd.grad``, so no ``.grad`` is touched and the training step is unaffected.
+    """
     meter = FlopMeter()
     core = _unwrap(model)
     params = [p for p in core.parameters() if p.requires_grad]
-    with meter.section("dense"):
-        with autocast():
-            total = loss_fn(_forward(core, batch), batch).total
+    with meter.section("forward"), autocast():
+        total = loss_fn(_forward(core, batch), batch).total
+    with meter.section("backward"):
         torch.autograd.grad(total, params, allow_unused=True)
-    return meter.get("dense")
+    return dict(meter.counts)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -618,10 +621,12 @@ def train(
             record: dict[str, Any] = {}
             if measure:
                 executed = sum(meter.counts.values())
-                dense = dense_step_flops(model, batch, loss_fn, autocast)
+                dense_parts = dense_step_flops(model, batch, loss_fn, autocast)
+                dense = sum(dense_parts.values())
                 totals["flops_executed"] += executed
                 totals["flops_dense"] += dense
                 record.update({f"flops_{k}": v for k, v in meter.counts.items()})
+                record.update({f"flops_dense_{k}": v for k, v in dense_parts.items()})
                 record.update({"flops_executed": executed, "flops_dense": dense,
                                "flops_executed_total": totals["flops_executed"],
                                "flops_dense_total": totals["flops_dense"]})

@@ -41,4 +41,5 @@ def selector_from_training_config(
     controller = PIController(cfg.ast_target_activation, kp=cfg.ast_kp, ki=cfg.ast_ki)
     if generator is None:
         generator = torch.Generator().manual_seed(int(cfg.seed))
+    kwargs.setdefault("reference", getattr(cfg, "ast_reference", "window"))
     return make_selector(cfg.ast_strategy, controller=controller, generator=generator, **kwargs)  # type: ignore[return-value]

@@ -42,12 +42,7 @@ class ScoreWindow:
     def transform(self, scores: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(u, sorted_reference)`` for a CPU float64 batch; always draws ``len(scores)`` uniforms."""
         reference = self._sorted_reference(scores)
-        below = torch.searchsorted(reference, scores, side="left")
-        at_or_below = torch.searchsorted(reference, scores, side="right")
-        # float64 so that u == k / n compares exactly against the threshold (float32 rounds 3/5 above 0.6)
-        share = torch.rand(scores.shape, generator=generator, dtype=torch.float64)
-        u = (below + share * (at_or_below - below)) / reference.numel()
-        return u, reference
+        return quantile_transform(scores, reference, generator), reference
 
     @staticmethod
     def score_threshold(sorted_reference: Tensor, level: float) -> float:
@@ -64,3 +59,16 @@ class ScoreWindow:
 
     def load_state(self, values: list[float]) -> None:
         self._values = torch.tensor(values, dtype=torch.float64)[-self.capacity:]
+
+
+def quantile_transform(scores: Tensor, sorted_reference: Tensor, generator: torch.Generator) -> Tensor:
+    """Randomised probability-integral transform of ``scores`` against ``sorted_reference`` (see ScoreWindow).
+
+    With the batch itself as reference and distinct scores, the row of rank ``k`` (0-based, ascending) gets
+    ``u`` uniform in ``[k/B, (k+1)/B)``, so ``u > level`` keeps ``(1 - level) * B`` rows up to one boundary row.
+    """
+    below = torch.searchsorted(sorted_reference, scores, side="left")
+    at_or_below = torch.searchsorted(sorted_reference, scores, side="right")
+    # float64 so that u == k / n compares exactly against the threshold (float32 rounds 3/5 above 0.6)
+    share = torch.rand(scores.shape, generator=generator, dtype=torch.float64)
+    return (below + share * (at_or_below - below)) / sorted_reference.numel()

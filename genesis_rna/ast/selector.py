@@ -24,9 +24,11 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, InputError
-from ._reference import ScoreWindow
+from ._reference import ScoreWindow, quantile_transform
 from .controller import PIController
 from .strategies import SelectionStrategy, get_strategy, importance_from_outputs
+
+REFERENCES = ("window", "batch")
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,11 @@ class ASTSampleSelector:
         generator: the ``torch.Generator`` for tie shares and random selection (its state is checkpointed).
         window_size: how many recent scores form the quantile reference (1024: quantiles to ~0.015, short
             enough to follow the loss as it falls).
+        reference: ``"window"`` ranks each score against the last ``window_size`` scores (a batch of easy
+            samples selects fewer rows); ``"batch"`` ranks it within its own batch, so every step back-propagates
+            close to ``target`` of its rows. Use ``"batch"`` when batches are length-bucketed: per-sample losses
+            then differ more between batches than within them, and a window reference selects whole batches or
+            none (measured: per-step activation swinging between 1/32 and 32/32 at a 0.4 target).
         stats_ema: smoothing of the logged ``activation_ema``.
     """
 
@@ -159,7 +166,11 @@ class ASTSampleSelector:
         *,
         window_size: int = 1024,
         stats_ema: float = 0.05,
+        reference: str = "window",
     ) -> None:
+        if reference not in REFERENCES:
+            raise ConfigError(f"AST reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
+        self.reference = reference
         self.strategy = get_strategy(strategy)
         self.controller = controller if controller is not None else PIController(target_activation)
         if int(min_selected) < 0:
@@ -204,7 +215,11 @@ class ASTSampleSelector:
             level = self.controller.threshold if self.strategy.controlled else 1.0 - self.target_activation
             return u, level, None
         level = self.controller.threshold
-        u, reference = self.window.transform(values, self.generator)
+        if self.reference == "batch":
+            reference = torch.sort(values).values
+            u = quantile_transform(values, reference, self.generator)
+        else:
+            u, reference = self.window.transform(values, self.generator)
         score_threshold = ScoreWindow.score_threshold(reference, level)
         self.window.push(values)
         return u, level, score_threshold
