@@ -78,8 +78,7 @@ def normalise(
     out = kept.translate(_NORMALISE_TABLE)
     if not out and not allow_empty:
         raise SequenceError("zero-length sequence", path=path, record=record)
-    bad = next((i for i, c in enumerate(out) if c not in _VALID), None)
-    if bad is not None:
+    if any(c not in _VALID for c in out):
         if _looks_like_protein(kept):
             raise SequenceError(
                 "looks like a protein sequence, not RNA/DNA (letters such as "
@@ -88,12 +87,19 @@ def normalise(
                 path=path,
                 record=record,
             )
-        # Report the position in the record as the user wrote it (1-based, gaps and whitespace removed only
-        # when they were removed above), and show control bytes visibly.
-        char = kept[bad]
+        # Report the position in the record as the user wrote it: 1-based over the sequence with whitespace
+        # (line breaks) removed but gaps still counted, so "AC-GX" reports the X at position 5, where the user
+        # sees it. Control bytes are shown visibly.
+        allowed = GAP_CHARS if remove_gaps else frozenset()
+        bad = next(i for i, c in enumerate(raw) if c not in allowed and c.translate(_NORMALISE_TABLE) not in _VALID)
+        char = raw[bad]
         shown = repr(char) if (not char.isprintable() or char.isspace()) else f"'{char}'"
-        raise SequenceError(f"invalid character {shown} (allowed: A C G U T N, IUPAC codes, gaps - . ~)",
-                            path=path, record=record, position=bad + 1)
+        if char in GAP_CHARS:
+            problem = f"alignment gap {shown} not allowed here (allowed: A C G U T N and IUPAC codes)"
+        else:
+            gaps = ", gaps - . ~" if remove_gaps else ""
+            problem = f"invalid character {shown} (allowed: A C G U T N, IUPAC codes{gaps})"
+        raise SequenceError(problem, path=path, record=record, position=bad + 1)
     return out
 
 

@@ -36,11 +36,8 @@ def file_stem(path: PathLike) -> str:
 
 
 @contextlib.contextmanager
-def open_text(path: PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """Open ``path`` for reading text; gzip is recognised by its magic bytes, not by the file name.
-
-    Universal newlines, so CRLF files read like LF files.
-    """
+def open_binary(path: PathLike) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading bytes, decompressing gzip (recognised by its magic bytes, not by the name)."""
     try:
         raw = open(path, "rb")  # closed in the finally below
     except OSError as err:
@@ -48,11 +45,19 @@ def open_text(path: PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
     try:
         head = raw.read(2)
         raw.seek(0)
-        binary: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if head == _GZIP_MAGIC else raw
-        with io.TextIOWrapper(binary, encoding=encoding, newline=None) as text:
-            yield text
+        yield gzip.GzipFile(fileobj=raw, mode="rb") if head == _GZIP_MAGIC else raw
     finally:
         raw.close()
+
+
+@contextlib.contextmanager
+def open_text(path: PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Open ``path`` for reading text; gzip is recognised by its magic bytes, not by the file name.
+
+    Universal newlines, so CRLF files read like LF files.
+    """
+    with open_binary(path) as binary, io.TextIOWrapper(binary, encoding=encoding, newline=None) as text:
+        yield text
 
 
 def numbered_lines(path: PathLike, kind: str, *, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
@@ -75,18 +80,32 @@ def numbered_lines(path: PathLike, kind: str, *, encoding: str = "utf-8") -> Ite
             raise FormatError(f"corrupt gzip file ({err})", path=path, line=lineno + 1) from err
 
 
+def default_file_mode() -> int:
+    """Permissions a plain ``open(path, "w")`` would give a new file (0o666 less the umask).
+
+    Temporary files from :mod:`tempfile` are created 0o600; renamed into place unchanged, outputs would be
+    unreadable to the group and others, unlike every other file the user writes.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def open_output(path: PathLike) -> Iterator[IO[str]]:
     """Text output written atomically (temporary name, then rename); gzip when ``path`` ends in ``.gz``.
 
-    A writer that raises half way leaves neither a partial file nor the temporary one behind.
+    A writer that raises half way leaves neither a partial file nor the temporary one behind. The finished
+    file has the usual permissions (umask), not the temporary file's 0o600.
     """
     if os.fspath(path).lower().endswith(".gz"):
         with atomic_write(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz, \
                 io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as text:
+            os.fchmod(raw.fileno(), default_file_mode())
             yield text
     else:
         with atomic_write(path, "w", encoding="utf-8", newline="\n") as text:
+            os.fchmod(text.fileno(), default_file_mode())
             yield text
 
 

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 
-from ..errors import FormatError
+from ..errors import FormatError, InputError
 from ._tables import build_record, check_writable, parse_int
 from ._text import file_stem, numbered_lines, open_output
 from .records import StructureRecord
@@ -105,6 +105,9 @@ def write_ct(records: Iterable[StructureRecord] | StructureRecord, path: PathLik
         for rec in records:
             check_writable(rec, path, "CT")
             name = f"{rec.id} {rec.description}".rstrip() if rec.description else rec.id
+            if _ENERGY.match(name):
+                raise InputError("record id cannot be written to CT: the header would read as an energy "
+                                 f"({name[:20]!r}...)", path=path, record=rec.id)
             length = len(rec.sequence)
             fh.write(f"{length}\t{name}\n")
             partner = rec.partner.tolist()

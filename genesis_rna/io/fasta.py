@@ -37,8 +37,20 @@ class _GapCounter:
         self.records = 0
 
 
-def _finish(rec_id: str, desc: str, chunks: list[str], lineno: int, path: PathLike, normalise_seq: bool,
-            gaps: _GapCounter) -> SequenceRecord:
+def _line_of(position: int | None, chunks: list[str], chunk_lines: list[int], header_line: int) -> int:
+    """File line holding the 1-based ``position`` of a record (counted without whitespace, as normalise does)."""
+    if position is None:
+        return header_line
+    seen = 0
+    for chunk, lineno in zip(chunks, chunk_lines, strict=True):
+        seen += len("".join(chunk.split()))
+        if position <= seen:
+            return lineno
+    return header_line
+
+
+def _finish(rec_id: str, desc: str, chunks: list[str], chunk_lines: list[int], lineno: int, path: PathLike,
+            normalise_seq: bool, gaps: _GapCounter) -> SequenceRecord:
     raw = "".join(chunks)
     if not normalise_seq:
         if not raw:
@@ -48,7 +60,8 @@ def _finish(rec_id: str, desc: str, chunks: list[str], lineno: int, path: PathLi
     try:
         seq = normalise(raw, record=rec_id, path=path)
     except InputError as err:
-        raise locate(err, path=path, line=lineno) from None
+        # A bad character is reported on the line where it is; other problems on the record's header line.
+        raise locate(err, path=path, line=_line_of(err.position, chunks, chunk_lines, lineno)) from None
     if n_gaps:
         gaps.gaps += n_gaps
         gaps.records += 1
@@ -60,6 +73,7 @@ def _iter_with_lines(path: PathLike, normalise_seq: bool) -> Iterator[tuple[int,
     gaps = _GapCounter()
     header: tuple[int, str, str] | None = None
     chunks: list[str] = []
+    chunk_lines: list[int] = []
     n = 0
     for lineno, line in numbered_lines(path, "FASTA"):
         text = line.strip()
@@ -68,17 +82,20 @@ def _iter_with_lines(path: PathLike, normalise_seq: bool) -> Iterator[tuple[int,
         if text.startswith(">"):
             if header is not None:
                 n += 1
-                yield header[0], _finish(header[1], header[2], chunks, header[0], path, normalise_seq, gaps)
+                yield header[0], _finish(header[1], header[2], chunks, chunk_lines, header[0], path,
+                                         normalise_seq, gaps)
             header = (lineno, *_parse_header(text, lineno, path))
-            chunks = []
+            chunks, chunk_lines = [], []
         elif header is None:
             shown = text if len(text) <= 20 else text[:20] + "..."
             raise FormatError(f"expected '>' at line {lineno} (a FASTA header), found {shown!r}", path=path)
         else:
             chunks.append(text)
+            chunk_lines.append(lineno)
     if header is not None:
         n += 1
-        yield header[0], _finish(header[1], header[2], chunks, header[0], path, normalise_seq, gaps)
+        yield header[0], _finish(header[1], header[2], chunks, chunk_lines, header[0], path, normalise_seq,
+                                 gaps)
     if n == 0:
         raise FormatError("no FASTA records (empty file?)", path=path)
     if gaps.gaps:
@@ -108,8 +125,8 @@ def read_fasta(path: PathLike, *, allow_duplicates: bool = False, normalise_sequ
     for lineno, record in _iter_with_lines(path, normalise_sequences):
         if not allow_duplicates:
             if record.id in seen:
-                raise FormatError(f"duplicate record id '{record.id}' at lines {seen[record.id]} and {lineno}",
-                                  path=path)
+                raise FormatError(f"duplicate record id (first at line {seen[record.id]}); ids must be unique "
+                                  "(outputs are keyed by id)", path=path, record=record.id, line=lineno)
             seen[record.id] = lineno
         out.append(record)
     return out

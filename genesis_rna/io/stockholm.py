@@ -10,8 +10,9 @@ do are added here by a thin wrapper around the file handle that sees every line 
   ``StopIteration`` there), which would silently drop every later family; the wrapper knows whether the
   file really ended, and the iteration continues past such a block.
 
-Rfam's free-text ``#=GF`` lines mix Latin-1 and UTF-8, so files are decoded as Latin-1 (every byte is a
-character; sequence and ``#=GC`` lines are ASCII anyway).
+Rfam's free-text ``#=GF`` lines mix Latin-1 and UTF-8, so each line is decoded as UTF-8 when it is valid
+UTF-8 (as everything :func:`write_stockholm` writes is) and as Latin-1 otherwise (every byte is a character;
+sequence and ``#=GC`` lines are ASCII anyway).
 
 Projection: ``#=GC SS_cons`` (WUSS) gives column pairs; for each sequence a pair is kept only when both of its
 columns hold a nucleotide in that sequence; pairs with a gap (``- . ~``) on either side are dropped, and the
@@ -21,6 +22,7 @@ gap columns are removed. The resulting per-sequence structures are always valid 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -31,7 +33,7 @@ from ..errors import FormatError, InputError, StructureError
 from ..structure import partners_to_wuss, wuss_to_partners
 from ..tokenization import normalise
 from ._tables import check_writable
-from ._text import locate, open_output, open_text
+from ._text import locate, open_binary, open_output
 from .records import StructureRecord
 
 __all__ = ["StockholmFamily", "iter_stockholm", "read_stockholm", "write_stockholm"]
@@ -59,6 +61,7 @@ class _Block:
     start_line: int
     accession: str = ""
     name: str = ""
+    descriptions: dict[str, list[str]] = field(default_factory=dict)  # "#=GS <id> DE <text>" lines
 
 
 class _TrackingHandle:
@@ -73,12 +76,18 @@ class _TrackingHandle:
 
     def readline(self) -> str:
         try:
-            line = self._handle.readline()
-        except (OSError, EOFError) as err:
+            data = self._handle.readline()
+        except (OSError, EOFError, zlib.error) as err:
             raise FormatError(f"cannot read file ({err})", path=self._path, line=self.line_no + 1) from err
-        if not line:
+        if not data:
             self.eof = True
-            return line
+            return ""
+        try:  # UTF-8 where the line is UTF-8 (what write_stockholm writes), else Latin-1 (every byte decodes)
+            line = data.decode("utf-8")
+        except UnicodeDecodeError:
+            line = data.decode("latin-1")
+        if line.endswith("\r\n"):
+            line = line[:-2] + "\n"
         self.line_no += 1
         if "\x00" in line:
             raise FormatError("not a text Stockholm file (NUL byte)", path=self._path, line=self.line_no)
@@ -88,20 +97,29 @@ class _TrackingHandle:
             parts = line.split(None, 2)
             if len(parts) == 3 and parts[1] in ("AC", "ID"):
                 setattr(self.blocks[-1], "accession" if parts[1] == "AC" else "name", parts[2].strip())
+        elif line.startswith("#=GS ") and self.blocks:
+            parts = line[5:].strip().split(None, 2)  # "#=GS <id> <feature> <free text>", split as Biopython does
+            if len(parts) == 3 and parts[1] == "DE":
+                self.blocks[-1].descriptions.setdefault(parts[0], []).append(parts[2].strip())
         return line
 
 
 def _project(gapped: str, ss_partner: np.ndarray) -> tuple[str, np.ndarray]:
     """Residues of one aligned row and the consensus pairs whose two columns both hold a residue."""
-    raw = np.frombuffer(gapped.encode("latin-1"), dtype=np.uint8)
-    is_res = ~_GAP_LOOKUP[raw]
+    if gapped.isascii():  # always, in real alignments: one byte per column, vectorised
+        raw = np.frombuffer(gapped.encode("ascii"), dtype=np.uint8)
+        is_res = ~_GAP_LOOKUP[raw]
+    else:  # a non-ASCII character, which normalise will report by name: keep the text exact until then
+        raw = None
+        is_res = np.array([c not in "-.~" for c in gapped], dtype=bool)
     new_index = np.cumsum(is_res) - 1
     cols = np.flatnonzero(is_res)
     partner_cols = ss_partner[cols]
     ok = partner_cols >= 0
     ok[ok] = is_res[partner_cols[ok]]
     partner = np.where(ok, new_index[np.where(ok, partner_cols, 0)], -1)
-    return raw[cols].tobytes().decode("latin-1"), partner
+    residues = raw[cols].tobytes().decode("ascii") if raw is not None else "".join(gapped[k] for k in cols.tolist())
+    return residues, partner
 
 
 def _family(alignment, block: _Block, path: PathLike, on_error: str) -> StockholmFamily:
@@ -129,7 +147,8 @@ def _family(alignment, block: _Block, path: PathLike, on_error: str) -> Stockhol
                 raise locate(err, path=path) from None
             fam.n_skipped += 1
             continue
-        fam.records.append(StructureRecord(seq_id, seq, partner))
+        desc = " ".join(block.descriptions.get(seq_id, ()))
+        fam.records.append(StructureRecord(seq_id, seq, partner, desc))
     return fam
 
 
@@ -142,7 +161,7 @@ def iter_stockholm(path: PathLike, *, on_error: str = "raise") -> Iterator[Stock
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    with open_text(path, encoding="latin-1") as fh:
+    with open_binary(path) as fh:
         handle = _TrackingHandle(fh, path)
         parser = StockholmIterator(handle)
         used = 0
@@ -182,7 +201,8 @@ def write_stockholm(records: list[StructureRecord] | StructureRecord, path: Path
     """Write each structure as its own one-sequence alignment with its structure as ``#=GC SS_cons``.
 
     Unaligned structures have no common columns, so one block per record is the faithful way to store them;
-    the structure is simplified WUSS (``<>`` nested, ``Aa``... pseudoknots) and reads back exactly.
+    the structure is simplified WUSS (``<>`` nested, ``Aa``... pseudoknots) and reads back exactly, and the
+    description is written as ``#=GS <id> DE`` (Pfam's per-sequence description), which the reader restores.
     """
     if isinstance(records, StructureRecord):
         records = [records]
@@ -190,6 +210,9 @@ def write_stockholm(records: list[StructureRecord] | StructureRecord, path: Path
     with open_output(path) as fh:
         for rec in records:
             check_writable(rec, path, "Stockholm")
+            if rec.id.startswith("#"):
+                raise InputError("record id cannot be written to Stockholm: a line starting with '#' is markup",
+                                 path=path, record=rec.id)
             try:
                 ss = partners_to_wuss(rec.partner)
             except InputError as err:
@@ -197,9 +220,9 @@ def write_stockholm(records: list[StructureRecord] | StructureRecord, path: Path
             width = max(len(rec.id), len("#=GC SS_cons")) + 2
             fh.write("# STOCKHOLM 1.0\n")
             fh.write(f"#=GF ID   {rec.id}\n")
-            if rec.description:
-                fh.write(f"#=GF DE   {rec.description}\n")
             fh.write("#=GF SQ   1\n")
+            if rec.description:  # per-sequence description, read back into the record's description
+                fh.write(f"#=GS {rec.id} DE {rec.description}\n")
             fh.write(f"{rec.id:<{width}}{rec.sequence}\n{'#=GC SS_cons':<{width}}{ss}\n//\n")
             n += 1
     return n
