@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 from .errors import GenesisRNAError
@@ -77,16 +78,30 @@ def _add_embed(sub) -> None:
     p.set_defaults(func=_run_embed)
 
 
+def _same_file(output: str, input_path: str) -> bool:
+    """True when writing ``output`` would replace ``input_path`` (same path, or a link to it)."""
+    if os.path.realpath(output) == os.path.realpath(input_path):
+        return True
+    try:
+        return os.path.samefile(output, input_path)
+    except OSError:  # output does not exist yet (or input is missing: reported when it is read)
+        return False
+
+
 def _run_embed(args: argparse.Namespace) -> int:
     from .inference import embed_sequences
     from .io import read_fasta
     from .io.embeddings import EmbeddingWriter
 
     output = args.output or os.path.basename(args.input).split(".")[0] + ".embeddings.npz"
-    if os.path.abspath(output) == os.path.abspath(args.input):
+    if _same_file(output, args.input):
         raise GenesisRNAError(f"{output}: output would overwrite the input")
     start = time.perf_counter()
-    records = read_fasta(args.input)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        records = read_fasta(args.input)
+    for warning in caught:  # e.g. removed alignment gaps: one line each, not Python's two-line format
+        print(f"genesis-rna: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     model, model_name = _load_model(args)
     pairs = [(r.id, r.sequence) for r in records]
     with EmbeddingWriter(output, args.format) as writer:

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputError
+from ._text import default_file_mode
 
 FORMATS = ("npz", "h5", "npy")
 
@@ -63,7 +64,10 @@ def _arrays(result: _Result) -> list[tuple[str, np.ndarray]]:
 
 
 def _quote(record_id: str) -> str:
-    return urllib.parse.quote(record_id, safe="")
+    """Percent-encoded id for an HDF5 group or file name; a leading '.' too, since HDF5 reads the group name
+    '.' as the file's root group (and '.'-files would be hidden in a directory)."""
+    quoted = urllib.parse.quote(record_id, safe="")
+    return "%2E" + quoted[1:] if quoted.startswith(".") else quoted
 
 
 class EmbeddingWriter:
@@ -79,11 +83,16 @@ class EmbeddingWriter:
         self._seen: set[str] = set()
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
+        # tempfile creates 0o700 directories and 0o600 files; give the output the permissions a plain
+        # mkdir/open would (umask), since the temporary becomes the output by renaming.
+        mode = default_file_mode()
         if self.format == "npy":
             self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
+            os.chmod(self._tmp, mode | ((mode & 0o444) >> 2))  # r -> x on directories, as mkdir gives
             self._index = []
         else:
             fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
+            os.fchmod(fd, mode)
             os.close(fd)
             if self.format == "npz":
                 self._zip = zipfile.ZipFile(self._tmp, "w", allowZip64=True)
