@@ -214,6 +214,25 @@ def test_embed_output_equal_to_input_is_refused(tmp_path, capsys):
         assert sorted(os.listdir(tmp_path)) == ["link.fa", "seqs.fa"]
 
 
+@pytest.mark.parametrize(
+    "output, extra, fragment",
+    [
+        ("afile/emb.npz", [], "cannot create output: File exists"),  # parent is a file
+        ("adir.npz", [], "output is an existing directory"),
+        ("afile", ["--format", "npy"], "output exists and is not a directory"),
+    ],
+)
+def test_embed_unusable_output_path(tmp_path, capsys, output, extra, fragment):
+    (tmp_path / "afile").write_text("keep")
+    (tmp_path / "adir.npz").mkdir()
+    rc = main(["embed", str(EXAMPLES), "--random-init", "small", "-o", str(tmp_path / output), *extra])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
+    assert len(err.splitlines()) == 1 and fragment in err and str(tmp_path / output) in err
+    assert "Traceback" not in err
+    assert files_under(tmp_path) == ["adir.npz", "afile"] and (tmp_path / "afile").read_text() == "keep"
+
+
 @pytest.mark.parametrize("target", ["bad.npz", "bad.h5", "bad_dir"])
 def test_embed_error_after_output_opened_leaves_nothing(tmp_path, capsys, target):
     """A bad option found only once the writer exists (layer 9 of a 4-layer model): no output, no temp."""

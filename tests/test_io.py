@@ -919,6 +919,34 @@ def test_failed_write_keeps_previous_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["keep.fa"]
 
 
+@pytest.mark.parametrize(
+    "name, content, reader",
+    [
+        ("bom.fa", ">a\nACGU\n", read_fasta),
+        ("bom.ct", "4 a\n1 G 0 2 4 1\n2 A 1 3 0 2\n3 A 2 4 0 3\n4 C 3 0 1 4\n", read_ct),
+        ("bom.dbn", ">a\nGAAC\n(..)\n", read_dbn),
+        ("bom.sto", "# STOCKHOLM 1.0\na  GAAC\n#=GC SS_cons  <..>\n//\n",
+         lambda p: [r for f in read_stockholm(p) for r in f.records]),
+    ],
+)
+def test_utf8_byte_order_mark_is_ignored(tmp_path, name, content, reader):
+    """Windows editors (Notepad) save UTF-8 with a byte-order mark; it is not part of the first line."""
+    (rec,) = reader(write(tmp_path / name, b"\xef\xbb\xbf" + content.encode()))
+    assert (rec.id, rec.sequence) == ("a", "ACGU" if name.endswith(".fa") else "GAAC")
+
+
+def test_write_where_the_parent_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    rec = StructureRecord("x", "GAAC", np.array([3, -1, -1, 0]))
+    for target, writer in [("a.fa", lambda p: write_fasta([rec], p)), ("a.ct", lambda p: write_ct(rec, p)),
+                           ("a.dbn.gz", lambda p: write_dbn(rec, p))]:
+        path = tmp_path / "file" / target
+        with pytest.raises(InputError) as err:
+            writer(path)
+        assert str(path) in one_line(err) and "cannot write file" in str(err.value)
+    assert os.listdir(tmp_path) == ["file"]
+
+
 def test_error_messages_are_single_lines_even_for_odd_headers(tmp_path):
     # tab in the header separates id and description; the vertical tab is whitespace and skipped like a line
     # break, so J is the 4th letter

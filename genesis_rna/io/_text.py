@@ -51,16 +51,17 @@ def open_binary(path: PathLike) -> Iterator[IO[bytes]]:
 
 
 @contextlib.contextmanager
-def open_text(path: PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+def open_text(path: PathLike, *, encoding: str = "utf-8-sig") -> Iterator[IO[str]]:
     """Open ``path`` for reading text; gzip is recognised by its magic bytes, not by the file name.
 
-    Universal newlines, so CRLF files read like LF files.
+    Universal newlines, so CRLF files read like LF files; ``utf-8-sig`` drops the byte-order mark that some
+    Windows editors put at the start of UTF-8 files.
     """
     with open_binary(path) as binary, io.TextIOWrapper(binary, encoding=encoding, newline=None) as text:
         yield text
 
 
-def numbered_lines(path: PathLike, kind: str, *, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+def numbered_lines(path: PathLike, kind: str, *, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` (1-based, newline removed) and turn unreadable input into FormatError.
 
     ``kind`` names the format in messages ("not a text FASTA file"). Streaming: one line in memory at a time.
@@ -74,10 +75,16 @@ def numbered_lines(path: PathLike, kind: str, *, encoding: str = "utf-8") -> Ite
                     raise FormatError(f"not a text {kind} file (NUL byte)", path=path, line=lineno)
                 yield lineno, line.rstrip("\n")
         except UnicodeDecodeError as err:
-            raise FormatError(f"not a text {kind} file (bytes that are not {encoding} text)", path=path,
+            raise FormatError(f"not a text {kind} file (bytes that are not UTF-8 text)", path=path,
                               line=lineno + 1) from err
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:
             raise FormatError(f"corrupt gzip file ({err})", path=path, line=lineno + 1) from err
+
+
+def os_reason(err: OSError) -> str:
+    """``strerror`` plus the path it concerns, e.g. ``File exists: out`` when a parent directory is a file."""
+    reason = err.strerror or str(err)
+    return f"{reason}: {err.filename}" if err.filename else reason
 
 
 def default_file_mode() -> int:
@@ -98,15 +105,20 @@ def open_output(path: PathLike) -> Iterator[IO[str]]:
     A writer that raises half way leaves neither a partial file nor the temporary one behind. The finished
     file has the usual permissions (umask), not the temporary file's 0o600.
     """
-    if os.fspath(path).lower().endswith(".gz"):
-        with atomic_write(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz, \
-                io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as text:
-            os.fchmod(raw.fileno(), default_file_mode())
-            yield text
-    else:
-        with atomic_write(path, "w", encoding="utf-8", newline="\n") as text:
-            os.fchmod(text.fileno(), default_file_mode())
-            yield text
+    gz = os.fspath(path).lower().endswith(".gz")
+    with contextlib.ExitStack() as stack:
+        try:  # only creating the output is guarded here: errors of the caller's block pass through unchanged
+            if gz:
+                handle = stack.enter_context(atomic_write(path, "wb"))
+            else:
+                handle = stack.enter_context(atomic_write(path, "w", encoding="utf-8", newline="\n"))
+            os.fchmod(handle.fileno(), default_file_mode())
+        except OSError as err:  # parent is a file, no permission, disk full, ...
+            raise InputError(f"cannot write file: {os_reason(err)}", path=path) from err
+        if gz:
+            zipped = stack.enter_context(gzip.GzipFile(fileobj=handle, mode="wb", filename="", mtime=0))
+            handle = stack.enter_context(io.TextIOWrapper(zipped, encoding="utf-8", newline="\n"))
+        yield handle
 
 
 def locate(err: InputError, *, path: PathLike, record: str | None = None, line: int | None = None

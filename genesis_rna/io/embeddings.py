@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputError
-from ._text import default_file_mode
+from ._text import default_file_mode, os_reason
 
 FORMATS = ("npz", "h5", "npy")
 
@@ -82,18 +82,29 @@ class EmbeddingWriter:
         self.count = 0
         self._seen: set[str] = set()
         parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
+        # refuse now what would only fail at the final rename, after all the computing
+        if self.format != "npy" and os.path.isdir(self.path):
+            raise InputError("output is an existing directory; give a file name (or --format npy)", path=self.path)
+        if self.format == "npy" and os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise InputError("output exists and is not a directory (npy output is a directory)", path=self.path)
         # tempfile creates 0o700 directories and 0o600 files; give the output the permissions a plain
         # mkdir/open would (umask), since the temporary becomes the output by renaming.
         mode = default_file_mode()
+        try:
+            os.makedirs(parent, exist_ok=True)
+            if self.format == "npy":
+                self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
+                os.chmod(self._tmp, mode | ((mode & 0o444) >> 2))  # r -> x on directories, as mkdir gives
+            else:
+                fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
+                                                 dir=parent)
+                os.fchmod(fd, mode)
+                os.close(fd)
+        except OSError as err:  # parent is a file, no permission, ...
+            raise InputError(f"cannot create output: {os_reason(err)}", path=self.path) from err
         if self.format == "npy":
-            self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-            os.chmod(self._tmp, mode | ((mode & 0o444) >> 2))  # r -> x on directories, as mkdir gives
             self._index = []
         else:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-            os.fchmod(fd, mode)
-            os.close(fd)
             if self.format == "npz":
                 self._zip = zipfile.ZipFile(self._tmp, "w", allowZip64=True)
             else:

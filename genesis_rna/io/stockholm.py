@@ -83,7 +83,7 @@ class _TrackingHandle:
             self.eof = True
             return ""
         try:  # UTF-8 where the line is UTF-8 (what write_stockholm writes), else Latin-1 (every byte decodes)
-            line = data.decode("utf-8")
+            line = data.decode("utf-8-sig")  # -sig: a byte-order mark (first line) is dropped
         except UnicodeDecodeError:
             line = data.decode("latin-1")
         if line.endswith("\r\n"):
