@@ -357,9 +357,12 @@ def _rfam_slice(path: Path, n_families: int) -> Path:
 
 @pytest.mark.integration
 def test_small_model_learns_on_held_out_rfam_families(tmp_path):
-    """The small preset, a few hundred AST steps on CPU on 400 Rfam families: the validation MLM loss (on
-    families never seen in training, fixed masks) falls below the unigram entropy of the training data, the
-    loss of a model that knows only base composition."""
+    """The small preset, 200 AST steps on CPU on 400 Rfam families: the validation MLM loss (on families never
+    seen in training, fixed masks) falls below the unigram entropy of the training data, the loss of a model
+    that knows only base composition.
+
+    Measured (2-core EPYC, heavily shared): 300 steps at max_seq_len 256 gave val MLM loss 1.365 / 1.330 / 1.328
+    at steps 100 / 200 / 300 against an entropy of 1.385 nats; this lighter setting keeps the margin."""
     if not RFAM_SEED.exists():
         pytest.skip(f"real data not found at {RFAM_SEED}")
     from genesis_rna.preprocess import preprocess
@@ -368,8 +371,8 @@ def test_small_model_learns_on_held_out_rfam_families(tmp_path):
     store = tmp_path / "store"
     preprocess([_rfam_slice(tmp_path / "slice.sto", 400)], store, split=(0.8, 0.1, 0.1), progress=False)
     cfg = TrainingConfig(data_path=str(store), output_dir=str(tmp_path / "run"), model_size="small",
-                         max_steps=300, batch_size=16, max_seq_len=256, learning_rate=1e-3, warmup_steps=30,
-                         eval_every=100, save_every=100, log_every=10, use_ast=True, ast_target_activation=0.5)
+                         max_steps=200, batch_size=16, max_seq_len=192, learning_rate=1e-3, warmup_steps=20,
+                         eval_every=100, save_every=100, log_every=20, use_ast=True, ast_target_activation=0.5)
     result = run(cfg, progress=False)
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     entropy = info["unigram_entropy_train"]
