@@ -3,10 +3,13 @@
 Why shards of flat arrays: pretraining reads tens of millions of short records in random order. Concatenated
 per-nucleotide arrays plus an ``offsets`` index can be memory-mapped, so a data loader touches only the bytes
 of the records it samples, start-up costs nothing, and DataLoader workers share pages through the OS cache.
-Preprocessing streams: records are read, normalised, de-duplicated and filtered one by one, structures are
-computed in worker processes in bounded chunks, and shard buffers are flushed to disk every ``shard_size``
-nucleotides, so memory stays flat however large the input is (the only thing that grows is the set of 8-byte
-sequence digests used to drop duplicates, about 60-80 bytes per kept record).
+
+Preprocessing streams: records are read, normalised, de-duplicated and filtered one by one, structures are computed in worker processes
+in bounded chunks, and shard buffers (flat byte arrays, 6 bytes per nucleotide) are flushed to disk every
+``shard_size`` nucleotides or ``shard_records`` records, so memory stays flat however large the input is. The only
+thing that grows is the set of 64-bit sequence digests used to drop duplicates (:class:`DigestSet`: a sorted
+``uint64`` array, ~8 bytes per kept record, plus a bounded buffer). Worker processes import neither PyTorch nor
+the tokenizer (this module keeps its top-level imports light), so each costs tens of MB, not hundreds.
 
 Store layout (``FORMAT_NAME`` version ``FORMAT_VERSION``)::
 
@@ -22,11 +25,15 @@ Store layout (``FORMAT_NAME`` version ``FORMAT_VERSION``)::
       shard-00000.id_offsets.npy     int64   n+1 byte offsets of the lines of ids.txt
       split-train.npy / split-validation.npy / split-test.npy   int64 sorted global record indices
 
-Splits: when records carry a family (Rfam accession from Stockholm input), whole families are assigned to
+Splits: when records carry a family (Rfam accession from Stockholm input, or one given to a whole input file
+or directory with ``input_families`` / ``--input-family FAMILY=PATH``), whole families are assigned to
 train/validation/test, so no family is shared between splits (homologous sequences in train and test inflate
-test scores). Families are shuffled with the seed and each is given to the split that is furthest below its
-target share of family-carrying records, which reaches the fractions closely by sequence count. Records without
-a family (FASTA, CT, ...) are split by record with a seeded permutation (exact fractions, rounded).
+test scores). Families are shuffled with the seed and each goes to the split least full relative to its target
+share of family-carrying records among those it still fits into (see :func:`assign_family_splits`); this reaches
+the fractions closely by sequence count, gives every split the same family-size mix, and sends a family larger
+than a small split's whole target to the large split. Records without a family
+(FASTA, CT, ...) are split by record with a seeded permutation (exact fractions, rounded). Duplicates are
+dropped across all inputs, the first occurrence (in input order) being kept, with its structure and family.
 
 The whole store is written into a temporary directory next to ``output_dir`` and renamed at the end, so a
 failed or interrupted run leaves nothing half-written.
@@ -38,13 +45,15 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
 import tempfile
 import time
+from array import array
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,8 +61,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import FormatError, GenesisRNAError, InputError
-from .tokenization import NUCLEOTIDE_IDS, VOCAB, normalise
+from .errors import FormatError, GenesisRNAError, InputError, StructureError
+
+# This module is imported by every worker process (``spawn``), so it imports nothing that pulls in PyTorch at
+# module level (``genesis_rna.tokenization`` does): a worker then costs ~40 MB instead of ~230 MB. The ids are
+# the fixed ones of DESIGN.md (the tests check them against the tokenizer's).
+NUCLEOTIDE_IDS = {"A": 4, "C": 5, "G": 6, "U": 7, "N": 8}
 
 FORMAT_NAME = "genesis-rna-shards"
 FORMAT_VERSION = 1
@@ -79,6 +92,8 @@ IDS_SUFFIX = ".ids.txt"
 FASTA_EXTS = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".frn", ".fsa", ".seq")
 STOCKHOLM_EXTS = (".sto", ".stk", ".sth", ".stockholm", ".seed")
 STRUCTURE_EXTS = (".ct", ".bpseq", ".dbn", ".db")
+TRNASCAN_EXTS = (".ss",)  # tRNAscan-SE secondary-structure output (GtRNAdb ``*-detailed.ss``)
+INPUT_EXTS = FASTA_EXTS + STOCKHOLM_EXTS + STRUCTURE_EXTS + TRNASCAN_EXTS
 
 DEFAULT_SHARD_SIZE = 1 << 24  # nucleotides per shard (16 Mi: ~112 MB of arrays)
 DEFAULT_SHARD_RECORDS = 1 << 20
@@ -122,13 +137,16 @@ class ShardWriter:
         self._reset()
 
     def _reset(self) -> None:
-        self._tokens: list[np.ndarray] = []
-        self._struct: list[np.ndarray] = []
-        self._partner: list[np.ndarray] = []
-        self._family: list[int] = []
-        self._source: list[int] = []
-        self._ids: list[str] = []
-        self._nt = 0
+        # Flat byte buffers, not lists of small arrays: a record costs its 6 bytes per nucleotide plus ~30 bytes,
+        # so a shard of a million 22-nt miRNAs buffers ~160 MB, not the ~1 GB that per-record arrays would take.
+        self._tokens = bytearray()
+        self._struct = bytearray()
+        self._partner = bytearray()
+        self._lengths = array("q")
+        self._family = array("i")
+        self._source = bytearray()
+        self._ids = bytearray()
+        self._id_ends = array("q")
 
     def add(self, record_id: str, tokens: np.ndarray, struct: np.ndarray, partner: np.ndarray,
             family: int = -1, source: int = SOURCE_CODES["none"]) -> None:
@@ -136,43 +154,45 @@ class ShardWriter:
         n = len(tokens)
         if len(struct) != n or len(partner) != n:
             raise InputError("tokens, struct and partner lengths differ", record=record_id)
-        self._tokens.append(np.asarray(tokens, dtype=np.uint8))
-        self._struct.append(np.asarray(struct, dtype=np.int8))
-        self._partner.append(np.asarray(partner, dtype=np.int32))
+        self._tokens += np.ascontiguousarray(tokens, dtype=np.uint8).data
+        self._struct += np.ascontiguousarray(struct, dtype=np.int8).data
+        self._partner += np.ascontiguousarray(partner, dtype="<i4").data
+        self._lengths.append(n)
         self._family.append(int(family))
         self._source.append(int(source))
-        self._ids.append(" ".join(record_id.split()) or f"record{self.n_records}")
-        self._nt += n
+        self._ids += (" ".join(record_id.split()) or f"record{self.n_records}").encode("utf-8") + b"\n"
+        self._id_ends.append(len(self._ids))
         self.n_records += 1
         self.n_nucleotides += n
-        if self._nt >= self.shard_size or len(self._ids) >= self.shard_records:
+        if len(self._tokens) >= self.shard_size or len(self._lengths) >= self.shard_records:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered records as the next shard (no-op when the buffer is empty)."""
-        if not self._ids:
+        n = len(self._lengths)
+        if not n:
             return
         name = shard_name(len(self.shards))
-        lengths = np.fromiter((len(t) for t in self._tokens), dtype=np.int64, count=len(self._tokens))
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        id_bytes = [s.encode("utf-8") + b"\n" for s in self._ids]
-        id_offsets = np.zeros(len(id_bytes) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in id_bytes], out=id_offsets[1:])
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(self._lengths, dtype=np.int64), out=offsets[1:])
+        id_offsets = np.zeros(n + 1, dtype=np.int64)
+        id_offsets[1:] = np.frombuffer(self._id_ends, dtype=np.int64)
         arrays = {
-            "tokens": np.concatenate(self._tokens), "struct": np.concatenate(self._struct),
-            "partner": np.concatenate(self._partner), "offsets": offsets,
-            "family": np.asarray(self._family, dtype=np.int32), "source": np.asarray(self._source, dtype=np.int8),
-            "id_offsets": id_offsets,
+            "tokens": np.frombuffer(self._tokens, dtype=np.uint8),
+            "struct": np.frombuffer(self._struct, dtype=np.int8),
+            "partner": np.frombuffer(self._partner, dtype="<i4"), "offsets": offsets,
+            "family": np.frombuffer(self._family, dtype=np.int32),
+            "source": np.frombuffer(self._source, dtype=np.int8), "id_offsets": id_offsets,
         }
         for key, (suffix, dtype, _) in SHARD_ARRAYS.items():
             np.save(self.directory / (name + suffix), arrays[key].astype(dtype, copy=False))
-        (self.directory / (name + IDS_SUFFIX)).write_bytes(b"".join(id_bytes))
+        (self.directory / (name + IDS_SUFFIX)).write_bytes(self._ids)
         sources = np.bincount(arrays["source"], minlength=len(SOURCE_CODES))
         self.shards.append({
-            "name": name, "n_records": len(self._ids), "n_nucleotides": int(offsets[-1]),
+            "name": name, "n_records": n, "n_nucleotides": int(offsets[-1]),
             "structure_source": {SOURCE_NAMES[k]: int(sources[k]) for k in range(len(SOURCE_CODES))},
         })
+        del arrays  # release the views so the buffers can be replaced
         self._reset()
 
     def close(self) -> list[dict]:
@@ -199,20 +219,29 @@ def check_split(split: Sequence[float]) -> tuple[float, float, float]:
 def assign_family_splits(family_sizes: Sequence[int], fractions: Sequence[float], seed: int) -> np.ndarray:
     """Split code (0 train, 1 validation, 2 test) per family, whole families only.
 
-    Families are visited in a seeded random order; each goes to the split with the largest deficit
-    ``target_share * total - assigned`` (largest remaining need). This keeps every split close to its share of
-    sequences while a family is never divided.
+    Families are visited in a seeded random order. Each goes to the split that is least full relative to its
+    target (``assigned / (fraction * total)``) among the splits it still fits into; a family that fits nowhere
+    goes where it overshoots least relative to the target. The choice does not depend on a family's size as long
+    as it fits, so validation and test get the same mix of small and large families as train (no size bias),
+    every split ends close to its share of sequences, and a family larger than a small split's target (e.g.
+    tens of thousands of tRNAs given Rfam's tRNA accession with ``input_families``) always goes to train.
     """
     sizes = np.asarray(family_sizes, dtype=np.int64)
     target = np.asarray(fractions, dtype=np.float64) * sizes.sum()
+    usable = target > 0
+    safe_target = np.where(usable, target, 1.0)
     assigned = np.zeros(3, dtype=np.float64)
     out = np.zeros(len(sizes), dtype=np.int8)
     order = np.random.default_rng([seed, 1]).permutation(len(sizes))
     for fam in order:
-        deficit = np.where(target > 0, target - assigned, -np.inf)
-        s = int(np.argmax(deficit))
+        size = sizes[fam]
+        fits = usable & (assigned + size <= target)
+        if fits.any():
+            s = int(np.argmin(np.where(fits, assigned / safe_target, np.inf)))
+        else:
+            s = int(np.argmin(np.where(usable, (assigned + size) / safe_target, np.inf)))
         out[fam] = s
-        assigned[s] += sizes[fam]
+        assigned[s] += size
     return out
 
 
@@ -252,6 +281,63 @@ def compute_splits(family: np.ndarray, family_ids: Sequence[str], fractions: Seq
     return indices, info
 
 
+# ---------------------------------------------------------------------------------------------- de-duplication
+
+
+def sequence_digest(sequence: str) -> int:
+    """64-bit BLAKE2b digest of a normalised sequence (collision odds ~n^2/2^65: 2e-5 at 30 million)."""
+    return int.from_bytes(hashlib.blake2b(sequence.encode("ascii"), digest_size=8).digest(), "little")
+
+
+class DigestSet:
+    """The set of 64-bit digests of the sequences kept so far, at ~8 bytes per member.
+
+    A Python ``set`` of fresh ints costs ~84 bytes per member (2.5 GB at 30 million, RNAcentral's scale). Here
+    new digests go to a small ``set`` of at most ``buffer_size`` members, which is merged into one sorted
+    ``uint64`` array when full; a lookup checks the set, then binary-searches the array (~3 us). Measured at 30
+    million members: 11.7 bytes each (8 in the array, the rest the bounded buffer), 20.8 at the peak of a merge,
+    which briefly holds the old and the new array.
+    """
+
+    def __init__(self, buffer_size: int = 1 << 20) -> None:
+        self._sorted = np.zeros(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+        self._buffer_size = max(1, int(buffer_size))
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def __contains__(self, digest: int) -> bool:
+        if digest in self._recent:
+            return True
+        arr = self._sorted
+        if not len(arr):
+            return False
+        key = np.uint64(digest)
+        k = int(arr.searchsorted(key))
+        return k < len(arr) and arr[k] == key
+
+    def add(self, digest: int) -> bool:
+        """Add ``digest``; True when it was new, False when it was already present."""
+        if digest in self:
+            return False
+        self._recent.add(digest)
+        if len(self._recent) >= self._buffer_size:
+            self._merge()
+        return True
+
+    def _merge(self) -> None:
+        new = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+        new.sort()
+        self._sorted = np.insert(self._sorted, self._sorted.searchsorted(new), new)
+        self._recent = set()
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held: the array plus ~70 bytes per buffered member."""
+        return int(self._sorted.nbytes) + 70 * len(self._recent)
+
+
 # ------------------------------------------------------------------------------------------------ input reading
 
 
@@ -265,14 +351,17 @@ class RawRecord:
     family: str | None = None
     family_name: str | None = None
     normalised: bool = False  # the structure readers normalise already; FASTA is read raw (see below)
+    error: InputError | None = None  # a record-level problem found by the reader: skipped (or raised) as invalid
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """``fasta``, ``stockholm`` or ``structure`` from the file name, else from the first non-blank line."""
+    """``fasta``, ``stockholm``, ``structure`` or ``trnascan`` from the file name, else from the first non-blank
+    line."""
     name = os.fspath(path).lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    for exts, fmt in ((FASTA_EXTS, "fasta"), (STOCKHOLM_EXTS, "stockholm"), (STRUCTURE_EXTS, "structure")):
+    for exts, fmt in ((FASTA_EXTS, "fasta"), (STOCKHOLM_EXTS, "stockholm"), (STRUCTURE_EXTS, "structure"),
+                      (TRNASCAN_EXTS, "trnascan")):
         if name.endswith(exts):
             return fmt
     return _sniff_format(path)
@@ -294,8 +383,10 @@ def _sniff_format(path: str | os.PathLike) -> str:
         return "fasta"
     if line.startswith("# STOCKHOLM"):
         return "stockholm"
-    raise FormatError("unknown input format; use .fa/.fasta, .sto/.seed (Stockholm), .ct, .bpseq or .dbn "
-                      "(optionally .gz)", path=path)
+    if _TRNASCAN_HEADER.match(line):
+        return "trnascan"
+    raise FormatError("unknown input format; use .fa/.fasta, .sto/.seed (Stockholm), .ct, .bpseq, .dbn or .ss "
+                      "(tRNAscan-SE), optionally .gz", path=path)
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -304,11 +395,11 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            exts = FASTA_EXTS + STOCKHOLM_EXTS + STRUCTURE_EXTS
             found = sorted(f for f in p.rglob("*") if f.is_file()
-                           and f.name.lower().removesuffix(".gz").endswith(exts))
+                           and f.name.lower().removesuffix(".gz").endswith(INPUT_EXTS))
             if not found:
-                raise InputError("directory holds no FASTA, Stockholm, CT, BPSEQ or dot-bracket files", path=p)
+                raise InputError("directory holds no FASTA, Stockholm, CT, BPSEQ, dot-bracket or tRNAscan-SE .ss "
+                                 "files", path=p)
             out.extend(found)
         elif p.exists():
             out.append(p)
@@ -332,9 +423,67 @@ def iter_raw_records(path: Path, fmt: str, stats: SourceStats, on_error: str) ->
             stats.n_families += 1
             for rec in fam.records:
                 yield RawRecord(rec.id, rec.sequence, rec.partner, fam.accession, fam.name, normalised=True)
+    elif fmt == "trnascan":
+        yield from iter_trnascan_ss(path)
     else:
         for rec in gio.read_structures(path):
             yield RawRecord(rec.id, rec.sequence, rec.partner, normalised=True)
+
+
+_TRNASCAN_HEADER = re.compile(r"^(\S+)\s+\(\d+-\d+\)\s+Length:\s*(\d+)\s*bp")
+#: tRNAscan-SE writes a pair as ``>`` ... ``<`` (nested); translated to ``(`` ``)`` for the dot-bracket parser
+_TRNASCAN_TO_DB = str.maketrans({">": "(", "<": ")"})
+
+
+def iter_trnascan_ss(path: str | os.PathLike) -> Iterator[RawRecord]:
+    """Records of a tRNAscan-SE secondary-structure file (``tRNAscan-SE -f``; GtRNAdb ``*-detailed.ss``).
+
+    Each record is a block: ``NAME (start-end)  Length: N bp``, free-text lines (type, anticodon, scores,
+    ``Possible intron``), ``Seq: ...`` and ``Str: ...`` of equal length where ``>`` and ``<`` are the two
+    sides of a base pair (nested, like ``(`` ``)``) and ``.`` is unpaired. Lower-case letters in ``Seq:``
+    (non-consensus bases, introns) are kept and upper-cased by normalisation. The record id is ``NAME``.
+    A block without its ``Seq:``/``Str:`` lines, or with lengths that disagree, is a :class:`FormatError`
+    naming the line (the file cannot be trusted); an unbalanced ``Str:`` comes back as a record whose ``error``
+    is a :class:`StructureError` naming the record and position, so the pipeline skips just that record.
+    """
+    from .io._text import numbered_lines
+    from .structure import dotbracket_to_partners
+
+    header: tuple[int, str, int] | None = None  # (line number, name, length) of the open record
+    seq: str | None = None
+    for lineno, line in numbered_lines(path, "tRNAscan-SE .ss"):
+        m = _TRNASCAN_HEADER.match(line)
+        if m:
+            if header is not None:
+                raise FormatError(f"record {header[1]!r} has no 'Seq:'/'Str:' lines", path=path, line=header[0])
+            header, seq = (lineno, m.group(1), int(m.group(2))), None
+        elif line.startswith("Seq:"):
+            if header is None:
+                raise FormatError("'Seq:' line outside a record (no 'NAME (start-end) Length: N bp' header)",
+                                  path=path, line=lineno)
+            seq = line[4:].strip()
+        elif line.startswith("Str:"):
+            if header is None or seq is None:
+                raise FormatError("'Str:' line without a 'Seq:' line before it", path=path, line=lineno)
+            rec_id, ss = header[1], line[4:].strip()
+            if len(ss) != len(seq):
+                raise FormatError(f"record {rec_id!r}: 'Seq:' has {len(seq)} letters but 'Str:' {len(ss)}",
+                                  path=path, line=lineno)
+            bad = next((i for i, c in enumerate(ss) if c not in "<>."), None)
+            try:
+                if bad is not None:
+                    raise StructureError(f"invalid 'Str:' character {ss[bad]!r} (allowed: > < .)",
+                                         position=bad + 1)
+                partner = dotbracket_to_partners(ss.translate(_TRNASCAN_TO_DB)).astype(np.int32)
+            except StructureError as err:
+                # one bad structure skips (or, with on_error="raise", stops at) this record, not the file
+                error = StructureError(err.problem, path=path, record=rec_id, position=err.position)
+                yield RawRecord(rec_id, seq, None, error=error)
+            else:
+                yield RawRecord(rec_id, seq, partner)
+            header, seq = None, None
+    if header is not None:
+        raise FormatError(f"record {header[1]!r} has no 'Seq:'/'Str:' lines", path=path, line=header[0])
 
 
 # ---------------------------------------------------------------------------------------- structure computation
@@ -431,6 +580,7 @@ class SourceStats:
     n_too_long: int = 0
     n_invalid: int = 0
     n_families: int = 0
+    family: str | None = None  # the family given to this file's records by ``input_families``
     error: str | None = None
 
 
@@ -474,11 +624,14 @@ class _Pipeline:
 
     def __init__(self, tmpdir: Path, *, min_len: int, max_len: int | None, fold_missing: bool, workers: int,
                  shard_size: int, shard_records: int, on_error: str, progress: bool) -> None:
+        from .tokenization import normalise  # here, not at module level: workers must not import torch
+
+        self._normalise = normalise
         self.min_len, self.max_len, self.fold_missing = min_len, max_len, fold_missing
         self.on_error = on_error
         self.writer = ShardWriter(tmpdir, shard_size=shard_size, shard_records=shard_records)
         self.runner = _ChunkRunner(workers)
-        self.seen: set[int] = set()
+        self.seen = DigestSet()
         self.family_index: dict[str, int] = {}
         self.family_names: list[str] = []
         self.skipped: list[str] = []
@@ -494,8 +647,11 @@ class _Pipeline:
             self.skipped.append(message)
 
     def run_file(self, path: Path, stats: SourceStats) -> None:
+        family = stats.family  # records without a family of their own take the file's (``input_families``)
         for raw in iter_raw_records(path, stats.format, stats, self.on_error):
             stats.n_read += 1
+            if family is not None and raw.family is None:
+                raw.family = family
             item = self._accept(raw, path, stats)
             if item is not None:
                 self._queue(*item)
@@ -503,7 +659,14 @@ class _Pipeline:
     def _accept(self, raw: RawRecord, path: Path, stats: SourceStats) -> tuple | None:
         """Normalise, length-filter and de-duplicate one record; None when it is dropped."""
         try:
-            seq = raw.sequence if raw.normalised else normalise(raw.sequence, record=raw.id, path=path)
+            if raw.error is not None:
+                raise raw.error
+            # with a structure, positions are tied to the partner array: nothing may be removed
+            seq = raw.sequence if raw.normalised else self._normalise(raw.sequence, record=raw.id, path=path,
+                                                                      remove_gaps=raw.partner is None)
+            if raw.partner is not None and len(raw.partner) != len(seq):
+                raise StructureError(f"structure has {len(raw.partner)} positions, sequence {len(seq)}",
+                                     path=path, record=raw.id)
         except InputError as err:
             if self.on_error == "raise":
                 raise
@@ -516,17 +679,17 @@ class _Pipeline:
         if self.max_len is not None and len(seq) > self.max_len:
             stats.n_too_long += 1
             return None
-        digest = int.from_bytes(hashlib.blake2b(seq.encode("ascii"), digest_size=8).digest(), "little")
-        if digest in self.seen:
+        if not self.seen.add(sequence_digest(seq)):
             stats.n_duplicates += 1
             return None
-        self.seen.add(digest)
         stats.n_kept += 1
         fam = -1
         if raw.family is not None:
             fam = self.family_index.setdefault(raw.family, len(self.family_index))
             if fam == len(self.family_names):
                 self.family_names.append(raw.family_name or "")
+            elif raw.family_name and not self.family_names[fam]:  # named by a later (Stockholm) source
+                self.family_names[fam] = raw.family_name
         return raw.id, seq, raw.partner, fam
 
     def _queue(self, rec_id: str, seq: str, partner: np.ndarray | None, fam: int) -> None:
@@ -593,11 +756,14 @@ def preprocess(
     on_error: str = "skip",
     overwrite: bool = False,
     command: str | None = None,
+    input_families: Mapping[str | os.PathLike, str] | None = None,
 ) -> PreprocessReport:
-    """Turn FASTA / Stockholm / CT / BPSEQ / dot-bracket files into a shard store at ``output_dir``.
+    """Turn FASTA / Stockholm / CT / BPSEQ / dot-bracket / tRNAscan-SE files into a shard store at ``output_dir``.
 
     ``workers``: processes computing labels and ViennaRNA MFE structures (default: all cores; 0 = in this
-    process). ``on_error="skip"`` counts and skips records with invalid letters and files that cannot be
+    process). ``input_families`` maps an input file or directory to a family id that its records carry when
+    they have none of their own (e.g. ``{"trna_gtrnadb/": "RF00005"}``), so they share the split of that Rfam
+    family instead of being split record by record. ``on_error="skip"`` counts and skips records with invalid letters and files that cannot be
     parsed; ``"raise"`` stops at the first with a :class:`~genesis_rna.errors.InputError`. Either way a failed
     run leaves no output directory behind. Returns a :class:`PreprocessReport`; the same numbers are in the
     store's ``manifest.json``.
@@ -613,13 +779,15 @@ def preprocess(
     if output_dir.exists() and not overwrite:
         raise InputError("output directory already exists (pass overwrite=True / --overwrite)", path=output_dir)
     paths = expand_inputs(inputs)
+    file_families = _file_families(paths, input_families)
     options = {"min_len": min_len, "max_len": max_len, "fold_missing": fold_missing, "workers": workers,
                "shard_size": shard_size, "shard_records": shard_records, "split": list(fractions), "seed": seed,
-               "on_error": on_error}
+               "on_error": on_error,
+               "input_families": {os.fspath(k): v for k, v in (input_families or {}).items()}}
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
     try:
-        report = _run(paths, tmpdir, output_dir, fractions, seed, options, progress,
+        report = _run(paths, file_families, tmpdir, output_dir, fractions, seed, options, progress,
                       command or _default_command(inputs, output_dir, options), start)
         _install(tmpdir, output_dir)
         return report
@@ -639,16 +807,44 @@ def _install(tmpdir: Path, output_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _run(paths: list[Path], tmpdir: Path, output_dir: Path, fractions: tuple[float, float, float], seed: int,
-         options: dict, progress: bool, command: str, start: float) -> PreprocessReport:
+def _file_families(paths: list[Path], input_families: Mapping[str | os.PathLike, str] | None
+                   ) -> list[str | None]:
+    """The ``input_families`` family of each input file (the most specific matching path), else None."""
+    if not input_families:
+        return [None] * len(paths)
+    rules = []
+    for where, fam in input_families.items():
+        fam = str(fam).strip()
+        if not fam or len(fam.split()) != 1:
+            raise InputError(f"input family must be one non-empty word, got {fam!r}", path=where)
+        rules.append((Path(where).resolve(), fam))
+    used: set[int] = set()
+    out: list[str | None] = []
+    for path in paths:
+        rp = path.resolve()
+        hits = [k for k, (root, _) in enumerate(rules) if rp == root or root in rp.parents]
+        best = max(hits, key=lambda k: len(rules[k][0].parts), default=None)
+        if best is not None:
+            used.add(best)
+        out.append(None if best is None else rules[best][1])
+    unused = [k for k in range(len(rules)) if k not in used]
+    if unused:
+        raise InputError("input family given for a path that is none of the inputs (nor above one)",
+                         path=rules[unused[0]][0])
+    return out
+
+
+def _run(paths: list[Path], file_families: list[str | None], tmpdir: Path, output_dir: Path,
+         fractions: tuple[float, float, float], seed: int, options: dict, progress: bool, command: str,
+         start: float) -> PreprocessReport:
     pipe = _Pipeline(tmpdir, min_len=options["min_len"], max_len=options["max_len"],
                      fold_missing=options["fold_missing"], workers=options["workers"],
                      shard_size=options["shard_size"], shard_records=options["shard_records"],
                      on_error=options["on_error"], progress=progress)
     all_stats: list[SourceStats] = []
     try:
-        for path in paths:
-            all_stats.append(_run_one_file(pipe, path))
+        for path, fam in zip(paths, file_families, strict=True):
+            all_stats.append(_run_one_file(pipe, path, fam))
         shards = pipe.finish()
     except BaseException:
         pipe.abort()
@@ -668,9 +864,9 @@ def _run(paths: list[Path], tmpdir: Path, output_dir: Path, fractions: tuple[flo
     return _report(output_dir, manifest, all_stats, pipe.skipped, _dir_size(tmpdir))
 
 
-def _run_one_file(pipe: _Pipeline, path: Path) -> SourceStats:
+def _run_one_file(pipe: _Pipeline, path: Path, family: str | None = None) -> SourceStats:
     """Read one input file into the pipeline; with on_error='skip' a file-level failure is counted, not fatal."""
-    stats = SourceStats(path=os.fspath(path), format="?")
+    stats = SourceStats(path=os.fspath(path), format="?", family=family)
     try:
         stats.format = detect_format(path)
         pipe.run_file(path, stats)
@@ -690,6 +886,7 @@ def _run_one_file(pipe: _Pipeline, path: Path) -> SourceStats:
 
 def _manifest(pipe: _Pipeline, shards: list[dict], all_stats: list[SourceStats], family: np.ndarray,
               family_ids: list[str], split_info: dict, options: dict, command: str, elapsed: float) -> dict:
+    from .tokenization import VOCAB
     sources_total = {k: sum(s["structure_source"][k] for s in shards) for k in SOURCE_CODES}
     fam_sizes = np.bincount(family[family >= 0], minlength=len(family_ids)) if family_ids else []
     counts = {key: sum(getattr(s, key) for s in all_stats)
@@ -743,10 +940,17 @@ def _fractions(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _input_family(text: str) -> tuple[str, str]:
+    fam, sep, path = text.partition("=")
+    if not sep or not fam.strip() or not path.strip() or len(fam.split()) != 1:
+        raise argparse.ArgumentTypeError(f"expected FAMILY=PATH (e.g. RF00005=trna_gtrnadb/), got {text!r}")
+    return path, fam.strip()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``genesis-rna preprocess`` options to ``parser`` (the CLI owns the subparser)."""
     parser.add_argument("inputs", nargs="+", help="FASTA(.gz), Stockholm(.gz, e.g. Rfam.seed.gz), .ct, .bpseq, "
-                        ".dbn files or directories of them")
+                        ".dbn, tRNAscan-SE .ss files or directories of them")
     parser.add_argument("-o", "--output", required=True, help="output shard-store directory (must not exist)")
     parser.add_argument("--min-len", type=int, default=10, help="drop sequences shorter than this (default 10)")
     parser.add_argument("--max-len", type=int, default=None, help="drop sequences longer than this (default: keep)")
@@ -761,6 +965,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="skip and count bad records/files (default) or stop at the first")
+    parser.add_argument("--input-family", dest="input_families", action="append", default=[], type=_input_family,
+                        metavar="FAMILY=PATH",
+                        help="records of input PATH (a file, or every file under a directory) that carry no family "
+                             "of their own get FAMILY, so they go to that family's split; repeatable. E.g. "
+                             "RF00005=trna_gtrnadb/ keeps GtRNAdb tRNAs with Rfam's tRNA family")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -773,8 +982,16 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -
         args.inputs, args.output, min_len=args.min_len, max_len=args.max_len, fold_missing=args.fold_missing,
         workers=args.workers, shard_size=args.shard_size, split=args.split, seed=args.seed,
         progress=not args.quiet, on_error=args.on_error, overwrite=args.overwrite,
-        command="genesis-rna " + shlex.join(argv),
+        command="genesis-rna " + shlex.join(argv), input_families=_family_map(getattr(args, "input_families", [])),
     )
+
+
+def _family_map(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path, fam in pairs:
+        if out.setdefault(path, fam) != fam:
+            raise InputError(f"two families given for one input ({out[path]} and {fam})", path=path)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
