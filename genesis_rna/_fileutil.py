@@ -13,6 +13,17 @@ from collections.abc import Iterator
 from typing import IO
 
 
+def default_file_mode() -> int:
+    """Permissions a plain ``open(path, "w")`` would give a new file (0o666 less the umask).
+
+    Temporary files from :mod:`tempfile` are created 0o600; renamed into place unchanged, outputs would be
+    unreadable to the group and others, unlike every other file the user writes.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
     """Open a temporary file next to ``path``; rename it to ``path`` on success, delete it on any error."""
@@ -23,6 +34,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     try:
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -43,6 +55,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        if os.path.isfile(tmp):
+            os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -88,12 +88,21 @@ def _same_file(output: str, input_path: str) -> bool:
         return False
 
 
+def _default_output(input_path: str, suffix: str) -> str:
+    """``seqs.v2.fa.gz`` -> ``seqs.v2<suffix>`` in the current directory (only known extensions are dropped)."""
+    name = os.path.basename(input_path)
+    for ext in (".gz", ".fa", ".fasta", ".fna", ".fas", ".txt"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+    return (name or "output") + suffix
+
+
 def _run_embed(args: argparse.Namespace) -> int:
     from .inference import embed_sequences
     from .io import read_fasta
     from .io.embeddings import EmbeddingWriter
 
-    output = args.output or os.path.basename(args.input).split(".")[0] + ".embeddings.npz"
+    output = args.output or _default_output(args.input, ".embeddings.npz")
     if _same_file(output, args.input):
         raise GenesisRNAError(f"{output}: output would overwrite the input")
     start = time.perf_counter()
@@ -207,8 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genesis-rna: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"genesis-rna: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+    except OSError as exc:  # disk full, permissions, a missing file a reader did not catch: one line, no trace
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"genesis-rna: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

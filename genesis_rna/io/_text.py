@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .._fileutil import atomic_write
+from .._fileutil import atomic_write, default_file_mode
 from ..errors import FormatError, InputError, SequenceError
 
 PathLike = str | os.PathLike
@@ -85,17 +85,6 @@ def os_reason(err: OSError) -> str:
     """``strerror`` plus the path it concerns, e.g. ``File exists: out`` when a parent directory is a file."""
     reason = err.strerror or str(err)
     return f"{reason}: {err.filename}" if err.filename else reason
-
-
-def default_file_mode() -> int:
-    """Permissions a plain ``open(path, "w")`` would give a new file (0o666 less the umask).
-
-    Temporary files from :mod:`tempfile` are created 0o600; renamed into place unchanged, outputs would be
-    unreadable to the group and others, unlike every other file the user writes.
-    """
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
