@@ -86,11 +86,16 @@ class RotaryEmbedding(nn.Module):
                 self._cache[key] = (angles.cos().to(dtype), angles.sin().to(dtype))
         return self._cache[key]
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotate ``q, k [B, H, T, head_dim]`` by their positions ``0..T-1``."""
+    def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate ``q, k [B, H, T, head_dim]`` by their positions ``0..T-1``, or by ``positions`` ``[B, T]``
+        (the original positions of a packed subset of tokens, see token dropping in :class:`GenesisRNAEncoder`)."""
         length = q.shape[-2]
         cos, sin = self._table(q.device, q.dtype)
-        cos, sin = cos[:length], sin[:length]
+        if positions is None:
+            cos, sin = cos[:length], sin[:length]
+        else:
+            cos, sin = cos[positions].unsqueeze(1), sin[positions].unsqueeze(1)  # [B, 1, T, head_dim]
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
@@ -133,6 +138,32 @@ class SinusoidalPositions(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _pack_tokens(x: torch.Tensor, keep: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Kept tokens of each row moved to the left of a ``[B, K, d]`` tensor (``K`` = most kept in a row).
+
+    Returns ``(packed, positions [B, K], key mask or None, valid [B, K])``; padding slots repeat the row's
+    last kept token (masked as keys, and not scattered back: see :func:`_unpack_tokens`).
+    """
+    keep = keep.bool()
+    counts = keep.sum(1)
+    width = max(int(counts.max()), 1)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width]  # kept positions first, in order
+    slots = torch.arange(width, device=x.device)
+    valid = slots[None, :] < counts[:, None]
+    last_kept = order.gather(1, (counts - 1).clamp_min(0)[:, None])
+    gather = torch.where(valid, order, last_kept)
+    packed = x.gather(1, gather.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    return packed, gather, key_padding_mask(valid), valid
+
+
+def _unpack_tokens(full: torch.Tensor, packed: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor
+                   ) -> torch.Tensor:
+    """``full`` with the valid packed slots written back at their positions (out of place, differentiable)."""
+    rows = torch.arange(full.shape[0], device=full.device)[:, None].expand_as(positions)
+    return full.index_put((rows[valid], positions[valid]), packed[valid])
+
+
 def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """``[B, T]`` (1 = real) -> bool ``[B, 1, 1, T]`` key mask for SDPA, or ``None`` when nothing is padded.
 
@@ -170,12 +201,13 @@ class MultiHeadSelfAttention(nn.Module):
         # One RotaryEmbedding is shared by all layers (it has no parameters; one cos/sin table serves them all).
         self.rotary = rotary
 
-    def _split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _split_heads(self, x: torch.Tensor, positions: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, length, _ = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each [B, H, T, head_dim]
         if self.rotary is not None:
-            q, k = self.rotary(q, k)
+            q, k = self.rotary(q, k, positions)
         return q, k, v
 
     def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
@@ -187,9 +219,9 @@ class MultiHeadSelfAttention(nn.Module):
         dropped = F.dropout(weights, p=self.dropout, training=self.training)
         return torch.matmul(dropped, v), weights
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q, k, v = self._split_heads(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, k, v = self._split_heads(x, positions)
         weights = None
         if need_weights:
             out, weights = self._explicit(q, k, v, mask)
@@ -242,9 +274,9 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(config.d_model, config.dim_ff, config.activation, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn_out, weights = self.attn(self.attn_norm(x), mask, need_weights)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_out, weights = self.attn(self.attn_norm(x), mask, need_weights, positions)
         x = x + self.dropout(attn_out)
         x = x + self.dropout(self.ffn(self.ffn_norm(x)))
         return x, weights
@@ -308,28 +340,58 @@ class GenesisRNAEncoder(nn.Module):
             x = x + self.sinusoidal(length, x.device, x.dtype)
         return self.dropout(x)
 
-    def _run_block(self, block: TransformerBlock, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run_block(self, block: TransformerBlock, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
+                   positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, x, mask, need_weights, use_reentrant=False)
-        return block(x, mask, need_weights)
+            return checkpoint(block, x, mask, need_weights, positions, use_reentrant=False)
+        return block(x, mask, need_weights, positions)
+
+    def token_drop_layers(self) -> tuple[int, int]:
+        """``(first, last)`` 1-based blocks that run on the kept tokens only when ``token_keep`` is given: the
+        middle half (a quarter of the blocks, at least one, run on every token before and after)."""
+        n = len(self.layers)
+        edge = max(1, n // 4)
+        return edge + 1, n - edge
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                 repr_layers: Iterable[int] = (), need_attentions: bool = False,
-                structure_labels: torch.Tensor | None = None) -> dict[str, Any]:
+                structure_labels: torch.Tensor | None = None, token_keep: torch.Tensor | None = None
+                ) -> dict[str, Any]:
         """Returns ``{"last_hidden_state", "representations", "attentions"?}``.
 
         ``repr_layers`` must already be non-negative (see :meth:`GenesisRNAModel.normalise_repr_layers`).
         Layers ``1..n_layers-1`` are raw block outputs (the residual stream); layer ``n_layers`` is after the
         final norm, as in ESM.
+
+        ``token_keep`` ``[B, T]`` bool (token dropping, Hou et al. 2022): the middle blocks
+        (:meth:`token_drop_layers`) run on the kept tokens only, packed to the left at their original rotary
+        positions; dropped tokens skip them and rejoin, unchanged, for the last blocks. Only rotary (or no)
+        positions are supported, and not together with ``repr_layers`` inside the dropped range or attentions.
         """
         wanted = set(repr_layers)
         mask = key_padding_mask(attention_mask)
         x = self.embed(input_ids, structure_labels)
         reps: dict[int, torch.Tensor] = {0: x} if 0 in wanted else {}
         attentions = []
+        first, last = self.token_drop_layers() if token_keep is not None else (0, -1)
+        if token_keep is not None:
+            if need_attentions or any(first <= i < last for i in wanted):
+                raise InputError("token_keep cannot be combined with attentions or representations of the "
+                                 "token-dropping layers")
+            if self.embed_positions is not None or self.sinusoidal is not None:
+                raise InputError("token dropping needs rotary positions")
+        full = None
         for index, block in enumerate(self.layers, start=1):
-            x, weights = self._run_block(block, x, mask, need_attentions)
+            if index == first:
+                full = x
+                keep = token_keep if attention_mask is None else token_keep & attention_mask.bool()
+                x, positions, packed_mask, valid = _pack_tokens(x, keep)
+            if first <= index <= last:
+                x, weights = self._run_block(block, x, packed_mask, False, positions)
+            else:
+                x, weights = self._run_block(block, x, mask, need_attentions)
+            if index == last:
+                x = _unpack_tokens(full, x, positions, valid)
             if weights is not None:
                 attentions.append(weights)
             if index in wanted and index != len(self.layers):
@@ -487,6 +549,7 @@ class GenesisRNAModel(nn.Module):
         structure_labels: torch.Tensor | None = None,
         return_pair_logits: bool = True,
         return_logits: bool = True,
+        token_keep: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """Run the encoder and heads on ``input_ids [B, T]`` (``[CLS] ... [SEP]`` plus right padding).
 
@@ -501,14 +564,15 @@ class GenesisRNAModel(nn.Module):
 
         ``attention_mask`` (1 = real token) defaults to ``input_ids != pad_token_id``. ``structure_labels``
         ``[B, T]`` (0..C-1, -100 unknown) are an input only when ``config.use_structure_input``; otherwise they
-        are ignored. All outputs cover the full token axis; callers strip ``[CLS]``/``[SEP]``.
+        are ignored. All outputs cover the full token axis; callers strip ``[CLS]``/``[SEP]``. ``token_keep``
+        ``[B, T]`` bool lets the other tokens skip the middle blocks (token-level AST, see the encoder).
         """
         self._validate(input_ids, attention_mask)
         layers = self.normalise_repr_layers(repr_layers)
         if attention_mask is None:
             attention_mask = input_ids != self.config.pad_token_id
         out = self.encoder(input_ids, attention_mask, repr_layers=layers, need_attentions=need_attentions,
-                           structure_labels=structure_labels)
+                           structure_labels=structure_labels, token_keep=token_keep)
         if return_logits:
             out.update(self._heads(out["last_hidden_state"], return_pair_logits))
         return out

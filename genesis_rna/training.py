@@ -61,7 +61,7 @@ TRAINER_STATE = "trainer_state.pt"
 METRICS = "metrics.jsonl"
 
 __all__ = [
-    "train", "TrainResult", "DenseStep", "ASTStep", "StepOutput", "make_step_strategy", "lr_lambda",
+    "train", "TrainResult", "DenseStep", "ASTStep", "TokenASTStep", "StepOutput", "make_step_strategy", "lr_lambda",
     "evaluate_pretrain", "latest_checkpoint", "read_metrics", "plot_training_curves", "is_main_process",
 ]
 
@@ -168,8 +168,15 @@ class ASTStep:
         self._steps = 0
 
     def _needs_scores(self) -> bool:
+        if hasattr(self.selector, "select_batch"):
+            return False
         strategy = getattr(self.selector, "strategy", None)
         return getattr(strategy, "needs_scores", True)
+
+    def _select_without_scores(self, batch: Mapping[str, Any], b: int):
+        if hasattr(self.selector, "select_batch"):  # batch-aware selectors (InfoBatch: remembered losses)
+            return self.selector.select_batch(batch)
+        return self.selector.select(batch_size=b)
 
     def __call__(self, model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, *, autocast,
                  backward: Callable[[Tensor], None], meter: FlopMeter) -> StepOutput:
@@ -185,14 +192,17 @@ class ASTStep:
                 result = self.selector.select_from_outputs(outputs, batch, loss_fn)
             del outputs
         else:
-            result = self.selector.select(batch_size=b)
+            result = self._select_without_scores(batch, b)
         sub = result.gather(batch)
+        observe = getattr(self.selector, "observe", None)
         with meter.section("forward"), autocast():
-            loss = loss_fn(_forward(model, sub), sub, per_sample=result.weights is not None)
+            loss = loss_fn(_forward(model, sub), sub, per_sample=result.weights is not None or observe is not None)
             if result.weights is not None:  # importance re-weighting (InfoBatch-style strategies)
                 loss.total = (loss.per_sample * result.weights.to(loss.per_sample.dtype)).mean()
         with meter.section("backward"):
             backward(loss.total)
+        if observe is not None:  # selectors that remember the losses of the rows they trained
+            observe(sub, loss.per_sample)
         selection = {"activation": result.activation, "threshold": float(result.threshold)}
         if result.score_threshold is not None:
             selection["score_threshold"] = float(result.score_threshold)
@@ -206,14 +216,47 @@ class ASTStep:
         self.selector.load_state_dict(state["selector"])
 
 
-def make_step_strategy(cfg: Any, steps_per_epoch: int = 0) -> DenseStep | ASTStep:
+class TokenASTStep:
+    """Token-level AST: every row learns, but the tokens the selector drops skip the encoder's middle blocks
+    (``model(..., token_keep=...)``, see :mod:`genesis_rna.ast.tokens`). ``selection`` reports the kept
+    fraction of real tokens as ``activation`` and the packed width of the middle blocks as ``packed_width``."""
+
+    name = "ast_tokens"
+
+    def __init__(self, selector: Any) -> None:
+        self.selector = selector
+
+    def __call__(self, model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, *, autocast,
+                 backward: Callable[[Tensor], None], meter: FlopMeter) -> StepOutput:
+        keep, fraction = self.selector.select_tokens(batch)
+        if "attention_mask" in batch:
+            keep = keep & batch["attention_mask"].bool()
+        with meter.section("forward"), autocast():
+            loss = loss_fn(model(batch["input_ids"], batch["attention_mask"], token_keep=keep), batch)
+        with meter.section("backward"):
+            backward(loss.total)
+        b = int(batch["input_ids"].shape[0])
+        return StepOutput(loss, b, b, {"activation": fraction, "threshold": float(self.selector.controller.threshold),
+                                       "packed_width": int(keep.sum(1).max())})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"selector": self.selector.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.selector.load_state_dict(state["selector"])
+
+
+def make_step_strategy(cfg: Any, steps_per_epoch: int = 0, total_steps: int = 0
+                       ) -> DenseStep | ASTStep | TokenASTStep:
     """Dense, or AST with the selector ``cfg`` describes (``ast_strategy``, target, gains, warmup epochs)."""
     if not cfg.use_ast:
         return DenseStep()
     from .ast import selector_from_training_config
 
     generator = torch.Generator().manual_seed(int(cfg.seed) + 1000 * world()[0])
-    selector = selector_from_training_config(cfg, generator=generator)
+    selector = selector_from_training_config(cfg, generator=generator, total_steps=total_steps)
+    if getattr(selector, "name", None) == "tokens":
+        return TokenASTStep(selector)
     return ASTStep(selector, warmup_steps=int(cfg.ast_warmup_epochs) * int(steps_per_epoch))
 
 
@@ -543,7 +586,7 @@ def train(
     # A warmup longer than a tenth of the run would leave a short run (a smoke test, the quick start) at a
     # fraction of its learning rate throughout; cap it, and say so in the metrics.
     warmup = min(int(cfg.warmup_steps), total_steps // 10)
-    step_strategy = step_strategy or make_step_strategy(cfg, steps_per_epoch)
+    step_strategy = step_strategy or make_step_strategy(cfg, steps_per_epoch, total_steps)
     optimizer = _optimizer(_unwrap(model), cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, warmup, total_steps, cfg.min_lr_ratio))
@@ -645,7 +688,9 @@ def train(
             if val_loader is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == total_steps):
                 if main:
                     last_eval = evaluate(model, val_loader, loss_fn, device=device, autocast=autocast)
-                    log.write({"kind": "eval", "step": step, "epoch": epoch, **last_eval})
+                    log.write({"kind": "eval", "step": step, "epoch": epoch, **last_eval,
+                               "train_cpu_seconds": totals["cpu_time"], "train_wall_seconds": totals["wall"],
+                               "samples_seen": totals["seen"], "samples_selected": totals["selected"]})
                     val = last_eval.get("val_loss", math.inf)
                     if val < best_val:
                         best_val = val

@@ -118,6 +118,35 @@ def test_random_ast_skips_the_scoring_forward(tmp_path):
     assert calls == [out.n_selected] and "score" not in meter.counts
 
 
+def test_infobatch_step_needs_no_scoring_forward_and_remembers_trained_losses(tmp_path):
+    """InfoBatch through the AST step: one grad forward on the kept rows only (no scoring forward), and the
+    remembered loss of each trained row is its per-sample loss of that forward; an epoch later, below-mean rows
+    are pruned and the kept ones up-weighted."""
+    from genesis_rna.ast import make_selector
+
+    cfg = _cfg(tmp_path, batch_size=16)
+    model = _tiny_model(cfg).eval()
+    loss_fn = MultiTaskLoss()
+    batch = _batch(cfg, 16)
+    selector = make_selector("infobatch", target_activation=0.5, generator=torch.Generator().manual_seed(0),
+                             total_steps=100)
+    step = ASTStep(selector)
+    calls = []
+    hook = model.encoder.embed_tokens.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    kwargs = dict(autocast=lambda: torch.autocast("cpu", enabled=False), backward=lambda loss: loss.backward())
+    meter = FlopMeter(True)
+    out = step(model, batch, loss_fn, meter=meter, **kwargs)
+    assert out.n_selected == 16 and calls == [16] and "score" not in meter.counts  # first epoch: full data
+    with torch.no_grad():
+        expected = loss_fn(model(batch["input_ids"], batch["attention_mask"]), batch, per_sample=True).per_sample
+    torch.testing.assert_close(selector.memory[batch["indices"]], expected.double(), rtol=1e-5, atol=1e-6)
+    calls.clear()
+    out = step(model, batch, loss_fn, meter=FlopMeter(False), **kwargs)
+    hook.remove()
+    assert calls == [out.n_selected] and out.n_selected < 16
+    assert out.selection["threshold"] > 0  # the prune ratio r used for this step
+
+
 def test_dense_flops_match_analytic_count(tmp_path):
     """Measured forward/backward FLOPs of a dense step (CPU attention included) against the matmul formula."""
     cfg = _cfg(tmp_path)
@@ -157,13 +186,13 @@ def _run(cfg, *, stop_after=None, resume=True, model_seed=0):
                  resume=resume, progress=False, stop_after=stop_after)
 
 
-@pytest.mark.parametrize("use_ast", [False, True])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, use_ast):
+@pytest.mark.parametrize("use_ast,strategy", [(False, "loss"), (True, "loss"), (True, "infobatch")])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, use_ast, strategy):
     """Stop after 6 of 12 steps (checkpoint at 4: steps 5-6 are lost, as in a crash), resume, compare with an
-    uninterrupted run: same weights, same logged losses, same AST state."""
-    straight = _cfg(tmp_path / "a", use_ast=use_ast)
+    uninterrupted run: same weights, same logged losses, same AST state (InfoBatch: its remembered losses)."""
+    straight = _cfg(tmp_path / "a", use_ast=use_ast, ast_strategy=strategy)
     full = _run(straight)
-    interrupted = _cfg(tmp_path / "b", use_ast=use_ast)
+    interrupted = _cfg(tmp_path / "b", use_ast=use_ast, ast_strategy=strategy)
     first = _run(interrupted, stop_after=6)
     assert first.final_dir is None and first.step == 6
     resumed = _run(interrupted, model_seed=123)  # a different init: everything must come from the checkpoint

@@ -16,19 +16,23 @@ See :mod:`genesis_rna.ast.controller` for how the threshold is controlled and wh
 
 from ._factory import make_selector, selector_from_training_config, selector_names
 from .controller import PIController
+from .infobatch import InfoBatchSelector
 from .selector import ASTSampleSelector, SelectionResult
 from .strategies import (
     EntropyStrategy,
     LossStrategy,
+    RandomScoredStrategy,
     RandomStrategy,
     SelectionStrategy,
     importance_from_outputs,
     register_strategy,
 )
 from .sundew import INSTALL_COMMAND, ASTBackendUnavailableError, SundewSelector, sundew_available
+from .tokens import TokenSelector
 
 __all__ = [
-    "PIController", "ASTSampleSelector", "SundewSelector", "make_selector", "SelectionResult",
+    "PIController", "ASTSampleSelector", "SundewSelector", "InfoBatchSelector", "RandomScoredStrategy",
+    "TokenSelector", "make_selector", "SelectionResult",
     "selector_from_training_config", "selector_names", "importance_from_outputs", "SelectionStrategy",
     "LossStrategy", "EntropyStrategy", "RandomStrategy", "register_strategy", "ASTBackendUnavailableError",
     "sundew_available", "INSTALL_COMMAND",

@@ -6,9 +6,9 @@ A strategy answers three questions for :class:`~genesis_rna.ast.selector.ASTSamp
   ``None`` when the strategy needs no scores (``random``);
 - ``controlled``: whether the PI controller adapts the threshold (``False`` for the random control arm, which
   selects at exactly the target rate in expectation);
-- ``weights(scores, mask)``: optional loss weights for the selected rows (``None`` = plain mean). This is the
-  hook an InfoBatch-style strategy needs: it keeps a random share of low-loss samples and up-weights them so
-  the expected gradient is unchanged; its ``importance`` would read remembered losses by ``batch["sample_ids"]``.
+- ``weights(scores, mask)``: optional loss weights for the selected rows (``None`` = plain mean), the hook
+  :class:`~genesis_rna.ast.infobatch.InfoBatchSelector` also uses (it selects from remembered losses keyed by
+  ``batch["indices"]`` before any forward, so it is a selector of its own rather than a scoring strategy).
 
 Register a new one with ``@register_strategy`` and it becomes available to ``make_selector(name)``.
 """
@@ -128,6 +128,19 @@ class RandomStrategy(SelectionStrategy):
         return None
 
 
+@register_strategy
+class RandomScoredStrategy(SelectionStrategy):
+    """Uniform random selection that still pays for the scoring forward: the control arm that separates what
+    loss-based *choice* buys from what the scoring forward *costs*. Every row scores 0, so the quantile
+    transform's tie share makes the selection uniform at the target rate."""
+
+    name = "random_scored"
+    controlled = False
+
+    def importance(self, outputs, batch, loss_fn):
+        return torch.zeros(batch["input_ids"].shape[0], device=batch["input_ids"].device)
+
+
 @torch.no_grad()
 def importance_from_outputs(
     outputs: Mapping[str, Tensor],
@@ -147,6 +160,6 @@ def importance_from_outputs(
 
 
 __all__ = [
-    "SelectionStrategy", "LossStrategy", "EntropyStrategy", "RandomStrategy", "STRATEGIES", "register_strategy",
-    "get_strategy", "importance_from_outputs", "mean_token_entropy",
+    "SelectionStrategy", "LossStrategy", "EntropyStrategy", "RandomStrategy", "RandomScoredStrategy", "STRATEGIES",
+    "register_strategy", "get_strategy", "importance_from_outputs", "mean_token_entropy",
 ]

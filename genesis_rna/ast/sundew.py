@@ -138,6 +138,12 @@ class SundewSelector:
         self._stats.record(result)
         return result
 
+    def select_from_outputs(self, outputs, batch, loss_fn=None) -> SelectionResult:
+        """Score a (no-grad) forward pass by per-sample loss and select (what the training loop's AST step calls)."""
+        from .strategies import importance_from_outputs
+
+        return self.select(importance_from_outputs(outputs, batch, loss_fn, self.strategy))
+
     def stats(self) -> dict[str, float]:
         """As :meth:`ASTSampleSelector.stats`, plus the package's ``energy_savings`` (percent)."""
         return {**self._stats.as_dict(), "energy_savings": self._energy_savings}
