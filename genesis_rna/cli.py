@@ -187,8 +187,42 @@ def _run_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ convert
+CONVERT_EXAMPLES = """examples:
+  genesis-rna convert rna-fm RNA-FM_pretrained.pth rna-fm/
+  genesis-rna embed seqs.fa --model rna-fm/ --include mean per_tok --output emb.npz
+
+The directory holds config.json and model.safetensors. The checkpoint is read with torch.load(weights_only=True):
+nothing in it is executed. What maps to what, and the measured agreement with the fm package: docs/rna_fm.md.
+"""
+
+
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="import a checkpoint of another toolkit (RNA-FM) as a model directory",
+                       description="Convert an RNA-FM checkpoint (the rna-fm package's RNA-FM_pretrained.pth) into a "
+                       "genesis-rna model directory that every command accepts as --model.",
+                       epilog=CONVERT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", choices=("rna-fm",), help="format of the checkpoint (rna-fm)")
+    p.add_argument("checkpoint", help="the checkpoint file, e.g. RNA-FM_pretrained.pth")
+    p.add_argument("output", help="model directory to write (created if needed)")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="precision of the stored weights (default fp32)")
+    p.set_defaults(func=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from .convert import convert_rna_fm, summary
+
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    model = convert_rna_fm(args.checkpoint, args.output, dtype=dtype)
+    print(summary(model, args.checkpoint, args.output))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
-SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models]
+SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert]
 
 
 def build_parser() -> argparse.ArgumentParser:

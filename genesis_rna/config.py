@@ -105,6 +105,12 @@ class GenesisRNAConfig(_YamlMixin):
 
     ``max_len`` counts tokens including ``[CLS]`` and ``[SEP]``, so one window holds ``max_len - 2``
     nucleotides; longer sequences are embedded in overlapping windows by the inference code.
+
+    ``embed_norm`` adds a norm (``norm_type``) on the summed embeddings before the first block (ESM-1b's
+    ``emb_layer_norm_before``). ``token_dropout`` is ESM's token dropout, applied in training and inference
+    alike: ``[MASK]`` embeddings are zeroed and every sequence's token embeddings are scaled by
+    ``(1 - 0.15 * 0.8) / (1 - its fraction of [MASK] tokens)`` (padding excluded). Both exist so that imported
+    RNA-FM checkpoints compute exactly what they computed in ``fm`` (see ``docs/rna_fm.md``).
     """
 
     vocab_size: int = 9
@@ -120,6 +126,9 @@ class GenesisRNAConfig(_YamlMixin):
     rotary_base: float = 10000.0
     norm_type: str = "layernorm"
     layer_norm_eps: float = 1e-5
+    # Options for imported ESM-1b-style checkpoints (RNA-FM, see genesis_rna.convert); off for native models.
+    embed_norm: bool = False
+    token_dropout: bool = False
     activation: str = "gelu"
     use_structure_input: bool = False
     mlm_head: bool = True
@@ -157,6 +166,8 @@ class GenesisRNAConfig(_YamlMixin):
         _check(self.rotary_base > 0, f"rotary_base must be positive, got {self.rotary_base}")
         _check(self.layer_norm_eps > 0, f"layer_norm_eps must be positive, got {self.layer_norm_eps}")
         _check(self.initializer_range > 0, f"initializer_range must be positive, got {self.initializer_range}")
+        for name in ("embed_norm", "token_dropout"):
+            _check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @property
     def head_dim(self) -> int:

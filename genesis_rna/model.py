@@ -8,6 +8,7 @@ Layout (names are the state-dict keys that checkpoints and converters rely on)::
         embed_structure       nn.Embedding(structure_num_labels + 1, d_model)   (use_structure_input only)
         embed_positions       nn.Embedding(max_len, d_model)                    (position_type="learned" only)
         sinusoidal.scale      scalar                                            (position_type="sinusoidal" only)
+        embed_norm            norm on the summed embeddings                     (embed_norm only: ESM-1b imports)
         layers.{i}: TransformerBlock
           attn_norm, attn (qkv, out_proj), ffn_norm, ffn (fc_in, fc_out)
         final_norm
@@ -287,6 +288,23 @@ class TransformerBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
+#: ESM's training mask ratio (15% of tokens selected, 80% of those replaced by the mask token).
+ESM_MASK_RATIO_TRAIN = 0.15 * 0.8
+
+
+def esm_token_dropout(x: torch.Tensor, input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """ESM/RNA-FM token dropout (``config.token_dropout``): zero the ``[MASK]`` embeddings, then scale each
+    sequence by ``(1 - 0.12) / (1 - its fraction of [MASK] tokens)``, padding excluded, as ``fm`` does in
+    training and inference alike (the same operations in the same order, so fp32 results match bit for bit)."""
+    from .tokenization import MASK_ID
+
+    is_mask = input_ids == MASK_ID
+    x = x.masked_fill(is_mask.unsqueeze(-1), 0.0)
+    lengths = (input_ids != pad_token_id).sum(-1)
+    observed = is_mask.sum(-1).float() / lengths
+    return x * (1 - ESM_MASK_RATIO_TRAIN) / (1 - observed).to(x.dtype)[:, None, None]
+
+
 class GenesisRNAEncoder(nn.Module):
     """Embeddings, ``n_layers`` pre-norm blocks and a final norm; ``[B, T]`` ids -> ``[B, T, d]``."""
 
@@ -304,6 +322,9 @@ class GenesisRNAEncoder(nn.Module):
                            if config.position_type == "sinusoidal" else None)
         self.rotary = (RotaryEmbedding(config.head_dim, config.max_len, config.rotary_base)
                        if config.position_type == "rotary" else None)
+        # ESM-1b's emb_layer_norm_before (imported RNA-FM checkpoints); absent, and out of the state dict, otherwise.
+        self.embed_norm = (build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
+                           if config.embed_norm else None)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(TransformerBlock(config, self.rotary) for _ in range(config.n_layers))
         self.final_norm = build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
@@ -329,8 +350,10 @@ class GenesisRNAEncoder(nn.Module):
         return torch.where(labels < 0, torch.full_like(labels, unknown), labels)
 
     def embed(self, input_ids: torch.Tensor, structure_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Token (+ structure) (+ absolute position) embeddings after dropout: representation layer 0."""
+        """Token (+ structure) (+ absolute position) embeddings (then ``embed_norm``) after dropout: layer 0."""
         x = self.embed_tokens(input_ids)
+        if self.config.token_dropout:
+            x = esm_token_dropout(x, input_ids, self.config.pad_token_id)
         if self.embed_structure is not None:
             x = x + self.embed_structure(self._structure_ids(structure_labels, input_ids))
         length = input_ids.shape[1]
@@ -338,6 +361,8 @@ class GenesisRNAEncoder(nn.Module):
             x = x + self.embed_positions.weight[:length]
         elif self.sinusoidal is not None:
             x = x + self.sinusoidal(length, x.device, x.dtype)
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
         return self.dropout(x)
 
     def _run_block(self, block: TransformerBlock, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
