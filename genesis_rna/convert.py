@@ -155,12 +155,12 @@ def rna_fm_config(args: Mapping[str, Any], state: Mapping[str, torch.Tensor], so
             raise CheckpointError(f"{source}: the token embedding has {rows} rows, not the {len(RNA_FM_TOKENS)} of "
                                   "RNA-FM's nucleotide alphabet (mRNA-FM's codon vocabulary is not supported)")
     try:
-        dropout = float(args.get("dropout", 0.1))
-        attention_dropout = float(args.get("attention_dropout", 0.0))
+        # dropout 0: fm.BioBertModel has no dropout at all (args.dropout is not used by it), so the converted
+        # model computes what fm's does in train mode too; raise it for fine-tuning if wanted.
         return GenesisRNAConfig(
             vocab_size=len(RNA_FM_TOKEN_FOR_ID), d_model=int(args["embed_dim"]),
             n_heads=int(args["attention_heads"]), n_layers=int(args["layers"]), dim_ff=int(args["ffn_embed_dim"]),
-            max_len=int(args["max_positions"]), dropout=dropout, attention_dropout=attention_dropout,
+            max_len=int(args["max_positions"]), dropout=0.0, attention_dropout=0.0,
             position_type="learned", norm_type="layernorm", layer_norm_eps=1e-5, activation="gelu",
             embed_norm=any(k.startswith("emb_layer_norm_before") for k in state),  # as fm.pretrained decides
             token_dropout=bool(args.get("token_dropout", False)),

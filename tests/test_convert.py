@@ -85,7 +85,7 @@ def _tokens(alphabet, seqs, mask_positions=()):
 
 def _max_diffs(fm_model, ours, fm_tokens, ids):
     layers = list(range(LAYERS + 1))
-    with torch.no_grad():
+    with torch.no_grad():  # whatever mode the models are in
         ref = fm_model(fm_tokens, repr_layers=layers)
         out = ours(ids, repr_layers=layers)
     real = ids != 0
@@ -128,6 +128,20 @@ def test_embeddings_and_logits_match_fm(converted, seqs, masks):
     reps, logits = _max_diffs(ref, ours, fm_tokens, ids)
     assert max(reps.values()) < TOL, reps
     assert logits < TOL, logits
+
+
+def test_train_mode_matches_fm(converted):
+    """fm.BioBertModel has no dropout; the converted model has none either, so train mode (token dropout on
+    [MASK] rows included) computes the same function, and fine-tuning starts from the same model."""
+    _, out_dir, ref, alphabet = converted
+    ours = GenesisRNAModel.from_pretrained(out_dir).train()
+    assert ours.config.dropout == 0.0 and ours.config.attention_dropout == 0.0
+    fm_tokens, ids = _tokens(alphabet, SEQS_UNEVEN, ((1, 2),))
+    try:
+        reps, logits = _max_diffs(ref.train(), ours, fm_tokens, ids)
+    finally:
+        ref.eval()
+    assert max(reps.values()) < TOL and logits < TOL, (reps, logits)
 
 
 def test_without_embedding_norm_and_plain_names(tmp_path):
