@@ -275,6 +275,8 @@ def run_arm(arm: Arm, *, seed: int, budget: int, args, store: Path, table: FlopT
     done = run_dir / "arm_result.json"
     if done.exists() and not args.rerun:
         return json.loads(done.read_text())
+    if args.no_run:
+        return None
     if run_dir.exists():
         shutil.rmtree(run_dir)
     train_store = ShardStore(store, split="train")
@@ -530,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store_dir", default=os.environ.get("AST_BENCH_STORE", "/work/stores/ast_bench"))
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results/ast_efficiency*)")
     p.add_argument("--rerun", action="store_true", help="run arms again even if their results exist")
+    p.add_argument("--no_run", action="store_true", help="only summarise the arms whose results are cached")
     args = p.parse_args(argv)
     if args.smoke:
         seeds, budgets, suffix = args.seeds or [0], args.budgets or [12], "_smoke"
@@ -545,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     from genesis_rna.losses import MultiTaskLoss
     from genesis_rna.model import GenesisRNAModel
 
-    arms = list(args.arms)
+    arms = [a for a in ALL_ARMS if a in args.arms]
     notes = []
     if "sundew" in arms and not sundew_available():
         arms.remove("sundew")
@@ -576,6 +579,9 @@ def main(argv: list[str] | None = None) -> int:
                 ts = time.perf_counter()
                 r = run_arm(ARMS[name], seed=seed, budget=budget, args=args, store=store, table=table,
                             run_root=run_root, fwd_share=fwd_share)
+                if r is None:
+                    notes.append(f"{name} (budget {budget}, seed {seed}) not run: --no_run and no cached result")
+                    continue
                 runs.append(r)
                 print(f"[{time.perf_counter() - t0:7.0f}s] budget {budget} seed {seed} {name:14s} steps {r['steps']:5d}"
                       f" loss {r['final_val_mlm_loss']:.4f} acc {r['final_val_mlm_acc']:.4f} "

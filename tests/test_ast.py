@@ -258,7 +258,7 @@ def test_selector_input_errors_and_empty_batch():
     empty = selector.select(torch.zeros(0))
     assert empty.num_selected == 0 and empty.batch_size == 0
     with pytest.raises(ConfigError, match="unknown AST selector"):
-        make_selector("infobatch")
+        make_selector("no_such_strategy")
 
 
 def test_gather_keeps_selected_rows_only():
@@ -532,3 +532,25 @@ def test_random_scored_is_uniform_at_the_target_rate():
         acts.append(r.activation)
     assert abs(np.mean(acts) - 0.3) < 0.01
     assert float(hits.min()) > 0.2 * 300 and float(hits.max()) < 0.4 * 300  # no row is favoured
+
+
+# ------------------------------------------------------------------------------------------ token-level AST
+
+
+def test_token_selector_keeps_masked_and_special_tokens_and_holds_the_kept_fraction():
+    g = torch.Generator().manual_seed(0)
+    sel = make_selector("tokens", target_activation=0.4, generator=torch.Generator().manual_seed(1))
+    fractions = []
+    for _ in range(300):
+        ids = torch.randint(4, 8, (16, 60), generator=g)
+        ids[:, 0], ids[:, -1] = 2, 3
+        ids[:4, 40:] = 0  # padding
+        labels = torch.where(torch.rand(16, 60, generator=g) < 0.15, ids, torch.full_like(ids, IGNORE))
+        labels[ids == 0] = IGNORE
+        batch = {"input_ids": ids, "attention_mask": (ids != 0).long(), "mlm_labels": labels}
+        keep, fraction = sel.select_tokens(batch)
+        assert bool(keep[labels != IGNORE].all()) and bool(keep[:, 0].all())
+        assert not bool(keep[ids == 0].any())
+        fractions.append(fraction)
+    assert abs(np.mean(fractions[100:]) - 0.4) < 0.01
+    assert np.abs(np.asarray(fractions[100:]) - 0.4).max() < 0.07  # binomial noise of ~900 tokens per batch

@@ -147,6 +147,59 @@ def test_infobatch_step_needs_no_scoring_forward_and_remembers_trained_losses(tm
     assert out.selection["threshold"] > 0  # the prune ratio r used for this step
 
 
+def test_token_dropping_matches_running_the_middle_blocks_on_the_kept_tokens_alone():
+    """model(..., token_keep): kept tokens go through the middle blocks as a sequence of their own (at their
+    original rotary positions), dropped tokens skip them and rejoin for the last block; all kept = plain forward."""
+    from genesis_rna.model import key_padding_mask
+
+    torch.manual_seed(0)
+    model = GenesisRNAModel(GenesisRNAConfig(**{**TINY, "n_layers": 4, "dropout": 0.0}, max_len=40)).eval()
+    ids = torch.randint(4, 8, (3, 20))
+    ids[:, 0], ids[:, -1] = 2, 3
+    am = torch.ones_like(ids)
+    am[2, 15:], ids[2, 15:] = 0, 0
+    real = am.bool()
+    plain = model(ids, am)["mlm_logits"]
+    all_kept = model(ids, am, token_keep=torch.ones_like(ids, dtype=torch.bool))["mlm_logits"]
+    torch.testing.assert_close(all_kept[real], plain[real])  # padding never enters the packed blocks
+    keep = torch.rand(3, 20, generator=torch.Generator().manual_seed(1)) < 0.5
+    keep[:, 0] = True
+    out = model(ids, am, token_keep=keep)["mlm_logits"]
+    enc = model.encoder
+    first, last = enc.token_drop_layers()
+    assert (first, last) == (2, 3)
+    x, _ = enc.layers[0](enc.embed(ids), key_padding_mask(am))
+    mixed = x.clone()
+    for b in range(3):
+        kept = (keep[b] & am[b].bool()).nonzero().squeeze(1)
+        h = x[b:b + 1, kept]
+        for block in enc.layers[1:3]:
+            h, _ = block(h, None, False, kept[None])
+        mixed[b, kept] = h[0]
+    x, _ = enc.layers[3](mixed, key_padding_mask(am))
+    expected = model.mlm_head(enc.final_norm(x))
+    torch.testing.assert_close(out[real], expected[real], rtol=1e-5, atol=1e-5)
+
+
+def test_token_ast_step_saves_middle_block_flops(tmp_path):
+    from genesis_rna.training import TokenASTStep, make_step_strategy
+
+    cfg = _cfg(tmp_path, use_ast=True, ast_strategy="tokens", ast_target_activation=0.4, batch_size=16)
+    step = make_step_strategy(cfg)
+    assert isinstance(step, TokenASTStep)
+    torch.manual_seed(0)
+    model = GenesisRNAModel(GenesisRNAConfig(max_len=cfg.max_seq_len + 2, **{**TINY, "n_layers": 4}))
+    batch = _batch(cfg, 16)
+    loss_fn = MultiTaskLoss()
+    dense = dense_step_flops(model, batch, loss_fn, lambda: torch.autocast("cpu", enabled=False))
+    meter = FlopMeter(True)
+    out = step(model, batch, loss_fn, autocast=lambda: torch.autocast("cpu", enabled=False),
+               backward=lambda loss: loss.backward(), meter=meter)
+    assert out.n_selected == out.batch_size == 16 and out.selection["packed_width"] < batch["input_ids"].shape[1]
+    assert sum(meter.counts.values()) < 0.85 * sum(dense.values())
+    assert all(p.grad is not None for p in model.encoder.layers[1].parameters())
+
+
 def test_dense_flops_match_analytic_count(tmp_path):
     """Measured forward/backward FLOPs of a dense step (CPU attention included) against the matmul formula."""
     cfg = _cfg(tmp_path)

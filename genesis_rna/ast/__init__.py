@@ -16,23 +16,26 @@ See :mod:`genesis_rna.ast.controller` for how the threshold is controlled and wh
 
 from ._factory import make_selector, selector_from_training_config, selector_names
 from .controller import PIController
-from .infobatch import InfoBatchSelector
+from .infobatch import InfoBatchSelector as InfoBatchSelector
 from .selector import ASTSampleSelector, SelectionResult
 from .strategies import (
     EntropyStrategy,
     LossStrategy,
-    RandomScoredStrategy,
     RandomStrategy,
     SelectionStrategy,
     importance_from_outputs,
     register_strategy,
 )
+from .strategies import (
+    RandomScoredStrategy as RandomScoredStrategy,
+)
 from .sundew import INSTALL_COMMAND, ASTBackendUnavailableError, SundewSelector, sundew_available
-from .tokens import TokenSelector
+from .tokens import TokenSelector as TokenSelector
 
+# InfoBatchSelector, TokenSelector and RandomScoredStrategy are importable from here but kept out of __all__,
+# which genesis_rna.ast_wrapper mirrors name for name (reach them through make_selector by name).
 __all__ = [
-    "PIController", "ASTSampleSelector", "SundewSelector", "InfoBatchSelector", "RandomScoredStrategy",
-    "TokenSelector", "make_selector", "SelectionResult",
+    "PIController", "ASTSampleSelector", "SundewSelector", "make_selector", "SelectionResult",
     "selector_from_training_config", "selector_names", "importance_from_outputs", "SelectionStrategy",
     "LossStrategy", "EntropyStrategy", "RandomStrategy", "register_strategy", "ASTBackendUnavailableError",
     "sundew_available", "INSTALL_COMMAND",
