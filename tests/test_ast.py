@@ -464,7 +464,7 @@ def mlm_scale_losses(steps: int, batch: int, seed: int):
 def test_pi_controller_settles_within_a_few_hundred_steps_on_mlm_scale_losses(reference, target):
     """With TrainingConfig's gains and MLM-scale per-sample losses (batch 32), the activation averaged over
     50-step windows is within target +- 0.03 from step 200 on, and the controller's threshold stops moving."""
-    cfg = TrainingConfig(use_ast=True, ast_target_activation=target, ast_reference=reference)
+    cfg = TrainingConfig(use_ast=True, ast_strategy="loss", ast_target_activation=target, ast_reference=reference)
     selector = selector_from_training_config(cfg, generator=torch.Generator().manual_seed(0))
     acts, _, _ = run_selector(selector, mlm_scale_losses(600, 32, seed=2))
     windows = acts[200:].reshape(-1, 50).mean(1)
