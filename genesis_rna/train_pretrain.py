@@ -49,7 +49,7 @@ _HELP = {
     "max_steps": "optimiser steps; > 0 overrides num_epochs",
     "use_ast": "Adaptive Sparse Training: only selected samples enter the backward pass",
     "ast_target_activation": "fraction of samples that learn (AST)",
-    "ast_strategy": "AST importance: loss | entropy | random | sundew",
+    "ast_strategy": "AST selection: random (default, measured best; no scoring forward) | random_scored | loss | entropy | infobatch | sundew | tokens (see docs/ast_benchmark.md)",
     "ast_reference": "rank AST scores within the batch (batch) or against recent scores (window)",
     "precision": "auto (bf16 where native) | fp32 | bf16 | fp16 (CUDA only)",
     "data_path": "shard store (genesis-rna preprocess) or raw FASTA/Stockholm/CT/BPSEQ/dbn file or directory",

@@ -480,13 +480,13 @@ def plot_training_curves(output_dir: str | os.PathLike, path: str | os.PathLike 
         xs = [r["step"] for r in val_rows if key in r]
         if xs:
             ax.plot(xs, [r[key] for r in val_rows if key in r], "o-", label=key)
-    ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title("losses"), ax.legend(fontsize=7)
+    ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title("losses")
     ax = axes[1]
     xs = [r["step"] for r in train_rows if "activation" in r]
     if xs:
         ax.plot(xs, [r["activation"] for r in train_rows if "activation" in r], label="activation (step)")
         ax.plot(xs, [r["activation_cumulative"] for r in train_rows if "activation" in r], label="cumulative")
-    ax.set_ylim(0, 1.05), ax.set_xlabel("step"), ax.set_title("AST activation rate"), ax.legend(fontsize=7)
+    ax.set_ylim(0, 1.05), ax.set_xlabel("step"), ax.set_title("AST activation rate")
     ax = axes[2]
     flops = [r for r in train_rows if r.get("flops_dense")]
     if flops:
@@ -494,7 +494,12 @@ def plot_training_curves(output_dir: str | os.PathLike, path: str | os.PathLike 
                 label="step (measured)")
         ax.plot([r["step"] for r in flops],
                 [1 - r["flops_executed_total"] / r["flops_dense_total"] for r in flops], label="cumulative")
-    ax.set_xlabel("step"), ax.set_title("FLOPs saved vs dense (measured)"), ax.legend(fontsize=7)
+    ax.set_xlabel("step"), ax.set_title("FLOPs saved vs dense (measured)")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # a dense run has no activation or savings to plot: say so instead of an empty frame
+            ax.text(0.5, 0.5, "not applicable (dense run)", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     target = Path(path) if path else Path(output_dir) / "training_curves.png"
     with atomic_path(target, suffix=".png") as tmp:
