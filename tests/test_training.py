@@ -286,7 +286,7 @@ def test_run_folder_contents(tmp_path):
 def test_ast_activation_settles_at_target_and_saves_backward_flops(tmp_path):
     """target 0.4: the realised activation settles within 0.4 +/- 0.05 and the measured backward FLOPs per step
     are about 40% of a dense step's on the same batch."""
-    cfg = _cfg(tmp_path, use_ast=True, ast_target_activation=0.4, max_steps=120, batch_size=32, eval_every=0,
+    cfg = _cfg(tmp_path, use_ast=True, ast_strategy="loss", ast_target_activation=0.4, max_steps=120, batch_size=32, eval_every=0,
                save_every=0, log_every=1, max_seq_len=32)
     train_loader = pretrain_dataloader(cfg, "train", dummy_size=1024)
     model = _tiny_model(cfg)
