@@ -245,6 +245,7 @@ class TrainingConfig(_YamlMixin):
     eval_every: int = 200
     save_every: int = 200
     log_every: int = 10
+    flops_every: int = 100
     seed: int = 42
     num_workers: int = 0
     device: str = "auto"
@@ -257,7 +258,7 @@ class TrainingConfig(_YamlMixin):
         for name in ("batch_size", "max_seq_len"):
             _check(int(getattr(self, name)) > 0, f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("tokens_per_batch", "num_epochs", "max_steps", "warmup_steps", "eval_every", "save_every",
-                     "log_every", "num_workers", "ast_warmup_epochs"):
+                     "log_every", "flops_every", "num_workers", "ast_warmup_epochs"):
             _check(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)!r}")
         _check(self.num_epochs > 0 or self.max_steps > 0, "set num_epochs or max_steps to a positive number")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")

@@ -54,6 +54,7 @@ _HELP = {
     "precision": "auto (bf16 where native) | fp32 | bf16 | fp16 (CUDA only)",
     "data_path": "shard store (genesis-rna preprocess) or raw FASTA/Stockholm/CT/BPSEQ/dbn file or directory",
     "use_dummy_data": "synthetic hairpin RNAs (a smoke run needing no data)",
+    "flops_every": "measure executed FLOPs (and a dense reference) every N steps; 0 = never",
     "output_dir": "run folder (checkpoints, metrics, final model); keep it outside the repository",
 }
 

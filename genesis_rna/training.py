@@ -563,7 +563,8 @@ def train(
     :class:`genesis_rna.data.PretrainDataLoader`). Under ``torchrun`` (an initialised process group) the model is
     wrapped in DDP, each rank reads its own batches and selects its own AST subset, and only rank 0 writes.
     ``stop_after`` ends the loop after that many optimiser steps in *this* call without finishing the run (as a
-    kill would; for tests). ``flops_every`` defaults to ``cfg.log_every``.
+    kill would; for tests). ``flops_every`` (0 = never) defaults to ``cfg.flops_every``: a measured step also runs a
+    dense forward + backward for the reference count, so measuring every step would cost more than it shows.
     """
     start_time = time.perf_counter()
     rank, world_size = world()
@@ -596,7 +597,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, warmup, total_steps, cfg.min_lr_ratio))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    flops_every = cfg.log_every if flops_every is None else flops_every
+    flops_every = int(getattr(cfg, "flops_every", cfg.log_every)) if flops_every is None else flops_every
 
     step, epoch, best_val = 0, 0, math.inf
     totals = {"flops_executed": 0, "flops_dense": 0, "seen": 0, "selected": 0, "cpu_time": 0.0, "wall": 0.0}

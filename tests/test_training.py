@@ -36,7 +36,7 @@ TINY = {"d_model": 32, "n_heads": 2, "n_layers": 2, "dim_ff": 64, "pair_head_dim
 
 def _cfg(tmp_path: Path, **kw) -> TrainingConfig:
     base = dict(use_dummy_data=True, max_steps=12, batch_size=8, max_seq_len=48, warmup_steps=2, eval_every=6,
-                save_every=4, log_every=2, precision="fp32", device="cpu", output_dir=str(tmp_path / "run"),
+                save_every=4, log_every=2, flops_every=2, precision="fp32", device="cpu", output_dir=str(tmp_path / "run"),
                 seed=3)
     base.update(kw)
     return TrainingConfig(**base)
