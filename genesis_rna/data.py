@@ -572,7 +572,8 @@ class PretrainDataLoader(DataLoader):
         self._consumed = int(state["batches_yielded"])
 
 
-def _dist_rank_world() -> tuple[int, int]:
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -610,7 +611,7 @@ def pretrain_dataloader(
     max_len = cfg.max_seq_len + 2
     dataset = RNAPretrainDataset(store, max_len=max_len, mlm_probability=cfg.mlm_probability, seed=cfg.seed,
                                  fixed_masks=not train)
-    r, w = _dist_rank_world()
+    r, w = world()
     sampler = TokenBudgetBatchSampler(
         dataset.lengths, cfg.tokens_per_batch, cfg.batch_size, shuffle=train if shuffle is None else shuffle,
         seed=cfg.seed, bucket_size=bucket_size, rank=r if rank is None else rank,

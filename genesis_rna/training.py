@@ -50,6 +50,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ._fileutil import atomic_path, atomic_write
+from .data import world
 from .errors import CheckpointError, ConfigError
 from .flops import FlopMeter
 from .inference import autocast_context, resolve_device, resolve_dtype
@@ -67,13 +68,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------- distributed
-
-def world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
 
 def is_main_process() -> bool:
     return world()[0] == 0
