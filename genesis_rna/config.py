@@ -252,13 +252,20 @@ class TrainingConfig(_YamlMixin):
     output_dir: str = "runs/pretrain"
     data_path: str = ""
     use_dummy_data: bool = False
+    # At most this many training records per family (0 = all): keeps one huge family (GtRNAdb's tRNAs) from
+    # drowning the rest. Validation and test splits are never capped.
+    max_records_per_family: int = 0
+    # Families whose structures the model must not see (their structure and pair targets become unknown; their
+    # sequences stay in the masked-nucleotide task): comma-separated accessions or names; "archiveii" = the
+    # Rfam families of ArchiveII's kinds (genesis_rna.data.ARCHIVEII_KIND_PATTERN).
+    structure_exclude_families: str = ""
 
     def __post_init__(self) -> None:
         _check(self.model_size in PRESETS, f"model_size must be one of {', '.join(PRESETS)}, got {self.model_size!r}")
         for name in ("batch_size", "max_seq_len"):
             _check(int(getattr(self, name)) > 0, f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("tokens_per_batch", "num_epochs", "max_steps", "warmup_steps", "eval_every", "save_every",
-                     "log_every", "flops_every", "num_workers", "ast_warmup_epochs"):
+                     "log_every", "flops_every", "num_workers", "ast_warmup_epochs", "max_records_per_family"):
             _check(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)!r}")
         _check(self.num_epochs > 0 or self.max_steps > 0, "set num_epochs or max_steps to a positive number")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")

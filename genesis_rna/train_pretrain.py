@@ -133,16 +133,19 @@ def unigram_entropy(store: Any, max_records: int = 20000) -> float:
 
 def build_loaders(cfg: TrainingConfig, store_path: Path | None):
     """Train loader (this rank's batches) and validation loader (rank 0, whole split) or ``None``."""
-    from .data import ShardStore, pretrain_dataloader
+    from .data import open_store, pretrain_dataloader, resolve_family_list
 
     if cfg.use_dummy_data:
         return pretrain_dataloader(cfg, "train"), pretrain_dataloader(cfg, "validation", rank=0, world_size=1), {}
-    train_store = ShardStore(store_path, split="train")
+    cfg = cfg.replace(data_path=os.fspath(store_path))
+    train_store = open_store(cfg, "train")
     if len(train_store) == 0:
         raise ConfigError(f"{store_path}: the train split is empty")
-    val_store = ShardStore(store_path, split="validation")
+    val_store = open_store(cfg, "validation")
     info = {"data": os.fspath(store_path), "n_train": len(train_store), "n_validation": len(val_store),
             "unigram_entropy_train": unigram_entropy(train_store)}
+    if cfg.structure_exclude_families:
+        info["structure_excluded_families"] = resolve_family_list(train_store, cfg.structure_exclude_families)
     train_loader = pretrain_dataloader(cfg, "train", store=train_store)
     val_loader = (pretrain_dataloader(cfg, "validation", store=val_store, rank=0, world_size=1)
                   if len(val_store) else None)
