@@ -221,8 +221,74 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ optimize-mrna
+OPTIMIZE_MRNA_EXAMPLES = """examples:
+  genesis-rna optimize-mrna --protein MALWMRLLPLLALLALWGPDPAAAFVNQHLCGSHLVEALYLVCGERGFFYTPKTRREAEDLQVGQVELGGGPGAGSLQPLALEGSLQKRGIVEQCCTSICSLYQLENYCN --output insulin.fa
+  genesis-rna optimize-mrna --cds gene.fa --organism ecoli --lambda 3 -n 5 --output designs.fa --summary designs.csv
+  genesis-rna optimize-mrna --protein proteins.fa --utr5 GGGAAAUAAGAGAGAAAAGAAGAGUAAGAAGAAAUAUAAGAGCCACC --utr3 UGAUAA --output designs.fa
+
+objective = MFE(5'UTR+CDS+3'UTR, kcal/mol) - lambda * sum ln w(codon) [- lm-weight * LM pseudo-log-likelihood];
+CAI = exp(mean ln w) over codons except Met, Trp, stop (Sharp & Li 1987). lambda 0 = most stable, large = CAI 1.
+Output: FASTA of full mRNAs (headers: mfe, mfe_per_nt, cai, gc, cds range) and a TSV summary (.csv by name).
+"""
+
+
+def _add_optimize_mrna(sub) -> None:
+    from .mrna import ORGANISMS
+
+    p = sub.add_parser("optimize-mrna", help="codon-optimise an mRNA: folding stability (MFE) vs CAI",
+                       description="Choose synonymous codons that trade ViennaRNA MFE against codon adaptation.",
+                       epilog=OPTIMIZE_MRNA_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--protein", help="protein sequence (one-letter) or a protein FASTA file")
+    what.add_argument("--cds", help="FASTA file of coding sequences (DNA or RNA; a final stop codon is allowed)")
+    p.add_argument("--organism", default="human",
+                   help=f"codon-usage table: {', '.join(ORGANISMS)} (shipped, Kazusa) or a TSV file (default human)")
+    p.add_argument("--utr5", default="", help="5' UTR sequence to include when folding (default none)")
+    p.add_argument("--utr3", default="", help="3' UTR sequence to include when folding (default none)")
+    p.add_argument("--lambda", dest="lam", type=float, default=1.0,
+                   help="weight of -sum ln w (CAI) against MFE in kcal/mol per nat (default 1)")
+    p.add_argument("--lm-weight", type=float, default=0.0,
+                   help="weight of the LM pseudo-log-likelihood (nats) used to rank candidates (default 0 = off)")
+    p.add_argument("-n", "--num-designs", type=int, default=1, help="designs per protein (default 1)")
+    p.add_argument("--steps", type=int, default=None, help="annealing steps per design (default 4 per codon)")
+    p.add_argument("--window", type=int, default=60, help="nt of context each side when scoring a codon (default 60)")
+    p.add_argument("--no-stop", action="store_true", help="do not append a stop codon")
+    p.add_argument("--output", "-o", required=True, help="output FASTA of the designed mRNAs")
+    p.add_argument("--summary", default=None, help="summary table (.tsv, or .csv; default <output>.tsv)")
+    _add_common_model_args(p)
+    p.set_defaults(func=_run_optimize_mrna)
+
+
+def _run_optimize_mrna(args: argparse.Namespace) -> int:
+    from .mrna import default_summary_path, load_codon_usage, optimize_mrna, read_proteins, write_designs
+
+    start = time.perf_counter()
+    proteins = read_proteins(protein=args.protein, cds=args.cds)
+    usage = load_codon_usage(args.organism)
+    summary = args.summary or default_summary_path(args.output)
+    for path in (args.protein, args.cds):
+        if path and os.path.exists(path) and os.path.abspath(path) in (os.path.abspath(args.output),
+                                                                        os.path.abspath(summary)):
+            raise GenesisRNAError(f"{path}: output would overwrite the input")
+    model, model_name = _load_model(args) if args.lm_weight > 0 else (None, None)
+    designs = []
+    for rid, protein in proteins:
+        designs += optimize_mrna(protein, usage, utr5=args.utr5, utr3=args.utr3, lam=args.lam, n=args.num_designs,
+                                 steps=args.steps, window=args.window, stop=not args.no_stop, seed=args.seed,
+                                 record=rid, model=model, lm_weight=args.lm_weight)
+    write_designs(designs, args.output, summary, lam=args.lam, organism=usage.name)
+    best = designs[0]
+    lm = f", LM {model_name}" if model_name else ""
+    print(f"designed {len(designs)} mRNA(s) for {len(proteins)} protein(s) in {time.perf_counter() - start:.1f} s"
+          f"{lm}; {best.id}: MFE/nt {best.mfe_per_nt:.3f}, CAI {best.cai:.3f}, GC {best.gc:.3f} "
+          f"-> {args.output}, {summary}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert]
+SUBCOMMANDS.append(_add_optimize_mrna)
 
 
 def build_parser() -> argparse.ArgumentParser:
