@@ -399,7 +399,7 @@ def optimize_mrna(
     steps = 4 * len(problem.choices) if steps is None else steps
 
     start = _greedy(problem, [0] * len(problem.choices), sweeps)
-    states = {tuple(start)}
+    states = {tuple(start), (0,) * len(start)}  # the most-frequent-codon CDS competes too: never worse than it
     for k in range(n_pool):
         states.add(tuple(_anneal(problem, list(start), steps, random.Random(seed + k), t_start, t_end)))
     designs = [evaluate(problem.cds(s), usage, utr5=utr5, utr3=utr3, lam=lam, protein=protein) for s in states]
