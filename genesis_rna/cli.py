@@ -335,8 +335,126 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ score-mutations
+SCORE_MUTATIONS_EXAMPLES = """examples:
+  genesis-rna score-mutations wt.fa variants.txt --output scores.csv       # one variant per line: A23G or A23G:C40U
+  genesis-rna score-mutations wt.fa mutants.fa --output scores.csv         # full-length mutant sequences
+  genesis-rna score-mutations wt.fa --scan --output scan.csv               # every single substitution
+  genesis-rna score-mutations wt.fa 'A23G C40U:G41A' --method wt-marginal --output scores.csv
+
+score = sum over mutated positions of log p(mutant base) - log p(wild-type base), with each position masked in
+the wild type (masked-marginal, ESM-1v) or read from one unmasked forward (wt-marginal). Higher = more
+wild-type-like. Positions are 1-based; each variant is checked against the wild type.
+Output CSV: id,variant,n_mutations,score,method,sequence.
+"""
+
+
+def _add_score_mutations(sub) -> None:
+    from .mutations import METHODS
+
+    p = sub.add_parser("score-mutations", help="zero-shot mutation-effect scores (masked-marginal LLR)",
+                       description="Score substitutions of a wild-type RNA with the masked-language-model head.",
+                       epilog=SCORE_MUTATIONS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("wild_type", help="FASTA file holding the wild type (one record)")
+    p.add_argument("variants", nargs="?", default=None,
+                   help="variant file (one per line, CSV with a 'mutant' or 'sequence' column, or FASTA of "
+                   "full sequences), or variants typed inline separated by spaces ('A23G A23G:C40U')")
+    p.add_argument("--scan", action="store_true", help="score every single substitution (saturation scan)")
+    p.add_argument("--method", choices=METHODS, default="masked-marginal",
+                   help="masked-marginal (default: one masked forward per mutated position, batched) or "
+                   "wt-marginal (one unmasked forward)")
+    p.add_argument("--output", "-o", default=None, help="output CSV (default: <wild type name>.scores.csv)")
+    p.add_argument("--toks-per-batch", type=int, default=16384, help="token budget of a batch (default 16384)")
+    _add_common_model_args(p)
+    p.set_defaults(func=_run_score_mutations)
+
+
+def _run_score_mutations(args: argparse.Namespace) -> int:
+    from .io import read_fasta
+    from .mutations import parse_variant, read_variants, saturation_variants, score_variants, write_scores_csv
+
+    start = time.perf_counter()
+    records = read_fasta(args.wild_type)
+    if len(records) != 1:
+        raise GenesisRNAError(f"{args.wild_type}: expected one wild-type record, found {len(records)}")
+    wt = records[0].sequence
+    if args.scan == (args.variants is not None):
+        raise GenesisRNAError("give a variant file (or inline variants) or --scan, not both or neither")
+    if args.scan:
+        variants = [(str(v[0]), v) for v in saturation_variants(wt)]
+    elif os.path.exists(args.variants):
+        variants = read_variants(args.variants, wt)
+    else:
+        variants = [(spec, parse_variant(spec, wt)) for spec in args.variants.split()]
+        variants = [(":".join(str(s) for s in subs), subs) for _, subs in variants]
+    output = args.output or _default_output(args.wild_type, ".scores.csv")
+    for path in (args.wild_type, args.variants):
+        if path and _same_file(output, path):
+            raise GenesisRNAError(f"{output}: output would overwrite the input")
+    model, model_name = _load_model(args)
+    scores = score_variants(model, wt, variants, method=args.method, tokens_per_batch=args.toks_per_batch,
+                            device=args.device, dtype=args.dtype)
+    write_scores_csv(scores, output, method=args.method)
+    print(f"scored {len(scores)} variants of {records[0].id} ({len(wt)} nt, {args.method}) with {model_name} "
+          f"in {time.perf_counter() - start:.1f} s -> {output}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ design
+DESIGN_EXAMPLES = """examples:
+  genesis-rna design --structure '((((....))))' -n 10 --output designs.fa
+  genesis-rna design --targets targets.txt -n 5 --time-limit 30 --output designs.csv
+  genesis-rna design --structure '((((((...))))))....' --lm-weight 0 --output designs.fa   # no LM proposals
+
+targets.txt: one dot-bracket per line ('id structure' or '>id' lines allowed). Output: FASTA whose headers hold
+target, mfe_structure, mfe, solved, ensemble_defect, gc_content, pseudo_log_likelihood, iterations, time_s
+(a .csv name writes the same as CSV). --seed seeds both the designs and --random-init.
+"""
+
+
+def _add_design(sub) -> None:
+    from .design import OBJECTIVES
+
+    p = sub.add_parser("design", help="design sequences that fold (ViennaRNA MFE) into a target structure",
+                       description="Inverse folding with LM-proposed mutations and ViennaRNA ensemble-defect annealing.",
+                       epilog=DESIGN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--structure", help="target dot-bracket structure (nested: '.', '(' and ')')")
+    what.add_argument("--targets", help="file of target structures, one per line")
+    p.add_argument("-n", "--num-designs", type=int, default=10, help="designs per target (default 10)")
+    p.add_argument("--max-iter", type=int, default=2000, help="annealing steps per design (default 2000)")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per design (default 60)")
+    p.add_argument("--objective", choices=OBJECTIVES, default="auto",
+                   help="defect (ensemble defect), mfe (MFE distance + energy gap) or auto (defect up to 150 nt)")
+    p.add_argument("--lm-weight", type=float, default=1.0,
+                   help="exponent of the LM's masked marginals in the proposal (0 = no LM; default 1)")
+    p.add_argument("--output", "-o", default="designs.fa", help="output FASTA, or .csv (default designs.fa)")
+    _add_common_model_args(p)
+    p.set_defaults(func=_run_design)
+
+
+def _run_design(args: argparse.Namespace) -> int:
+    from .design import design, read_targets, write_designs
+
+    start = time.perf_counter()
+    targets = read_targets(args.targets) if args.targets else [("target", args.structure)]
+    if args.targets and _same_file(args.output, args.targets):
+        raise GenesisRNAError(f"{args.output}: output would overwrite the input")
+    model, model_name = _load_model(args) if args.lm_weight > 0 else (None, "no LM")
+    designs = []
+    for rid, structure in targets:
+        designs += design(structure, args.num_designs, model=model, seed=args.seed, target_id=rid,
+                          max_iter=args.max_iter, time_limit=args.time_limit, objective=args.objective,
+                          lm_weight=args.lm_weight, device=args.device, dtype=args.dtype)
+    write_designs(designs, args.output)
+    solved = sum(d.solved for d in designs)
+    print(f"designed {len(designs)} sequences for {len(targets)} target(s), {solved} fold into their target, with "
+          f"{model_name} in {time.perf_counter() - start:.1f} s -> {args.output}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
-SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert]
+SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert, _add_score_mutations, _add_design]
 SUBCOMMANDS.append(_add_optimize_mrna)
 SUBCOMMANDS += [_add_serve]  # REST API + web page: docs/serve.md
 
