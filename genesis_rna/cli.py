@@ -453,10 +453,81 @@ def _run_design(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ fold
+FOLD_EXAMPLES = """examples:
+  genesis-rna fold examples/well_known_rnas.fa --output folds/
+  genesis-rna fold seqs.fa --output folds/ --format ct dbn --pseudoknots
+  genesis-rna fold seqs.fa --model my-fold-model/ --threshold 0.4 --output folds/
+
+Writes per record <id>.npy (L x L float32 symmetric base-pair probabilities), <id>.ct, <id>.bpseq and one
+structures.dbn with all records (ids made file-system safe). Decoding: maximum expected accuracy (nested),
+canonical + GU pairs, hairpins >= 3 nt. Sequences up to the model window (512 nt) are folded whole, longer
+ones (up to 4000 nt) in windows overlapping by half. Without the shipped structure model, ViennaRNA alone.
+Details: docs/structure.md.
+"""
+
+
+def _add_fold(sub) -> None:
+    p = sub.add_parser("fold", help="secondary structure: base-pair probabilities (.npy) and .ct/.bpseq/.dbn",
+                       description="Predict base-pair probabilities and a valid secondary structure for every "
+                       "record of a FASTA file.", epilog=FOLD_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="FASTA file (multi-line and .gz accepted)")
+    p.add_argument("--output", "-o", default=None, help="output directory (default: <input name>.fold/)")
+    p.add_argument("--model", default=None,
+                   help="structure model directory or name (default: the shipped genesis-rna-fold-small)")
+    p.add_argument("--format", nargs="+", default=["npy", "ct", "bpseq", "dbn"], choices=("npy", "ct", "bpseq", "dbn"),
+                   help="what to write (default all)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="decoding threshold: a pair needs probability above it (default: the model's tuned value)")
+    p.add_argument("--allow-noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")
+    p.add_argument("--pseudoknots", action="store_true", help="add crossing pairs greedily after the nested decode")
+    p.add_argument("--no-vienna", action="store_true", help="never run ViennaRNA (error if the model needs it)")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="model compute precision (default fp32)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_fold)
+
+
+def _run_fold(args: argparse.Namespace) -> int:
+    import torch
+
+    from .fold import run_fold
+
+    output = args.output or _default_output(args.input, ".fold")
+    start = time.perf_counter()
+    n, name, note = run_fold(args.input, output, model=args.model, formats=args.format, threshold=args.threshold,
+                             allow_noncanonical=args.allow_noncanonical, pseudoknots=args.pseudoknots,
+                             use_vienna=not args.no_vienna, progress=_progress_enabled(args),
+                             dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32)
+    if note:
+        print(f"genesis-rna: note: {note}", file=sys.stderr)
+    print(f"folded {n} records with {name} in {time.perf_counter() - start:.1f} s -> {output}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+def _add_evaluate(sub) -> None:
+    from . import eval_benchmarks
+
+    p = sub.add_parser("evaluate", help="benchmarks: ArchiveII secondary structure (k-fold, family-fold)",
+                       description="Same as `python -m genesis_rna.eval_benchmarks`. Resumable: finished "
+                       "(fold, method) results under OUTPUT/folds are kept. Details: docs/structure.md.")
+    eval_benchmarks.add_arguments(p)
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from . import eval_benchmarks
+
+    print(eval_benchmarks.summary_line(eval_benchmarks.run_archiveii(args)))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert, _add_score_mutations, _add_design]
 SUBCOMMANDS.append(_add_optimize_mrna)
 SUBCOMMANDS += [_add_serve]  # REST API + web page: docs/serve.md
+SUBCOMMANDS += [_add_fold, _add_evaluate]  # structure: docs/structure.md
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,363 @@
+"""``genesis-rna evaluate archiveii``: secondary-structure benchmarks on ArchiveII, per fold and resumable.
+
+Splits (``shared/data/structure/archiveII_csv``): ``famfold`` (9 folds, each tests one RNA family after training
+on the other 8: the honest test of generalisation) and ``kfold`` (5 random folds). Methods:
+
+* ``vienna_mfe``: RNAfold MFE structure (no training; does not depend on families);
+* ``vienna_mea``: RNAfold ``--MEA`` (gamma 1) on the partition function;
+* ``vienna_bpp``: our MEA decoder on ViennaRNA's base-pair probabilities, threshold tuned on the fold's valid set;
+* ``onehot``: the 2D ResNet head on one-hot pair features only (no language model, no Vienna);
+* ``genesis_frozen``: the head on frozen encoder features (embeddings, attention maps, pair-head logits);
+* ``genesis_hybrid``: frozen encoder features plus the ViennaRNA prior channels;
+* ``vienna_head``: the head on one-hot + ViennaRNA prior channels (the hybrid without the language model);
+* ``genesis_finetune``: the hybrid with the encoder trained too.
+
+Scores are exact-pair F1 (per-sequence mean, :func:`genesis_rna.structure.pair_metrics`) and the +-1 flexible
+F1 in its own column; per family and the mean over the fold's test set. Each (split, fold, method) result is a
+JSON file under ``OUTPUT/folds``; a rerun skips finished ones, so an interrupted run resumes. ``results.json`` and
+``results.md`` summarise everything finished so far. ViennaRNA folds of all 3,864 sequences are cached once
+under ``OUTPUT/cache/vienna`` (bpp above 1e-4 stored sparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["load_archiveii", "load_split", "vienna_cache", "run_archiveii", "METHODS", "ANCHORS"]
+
+ARCHIVEII_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "structure" / "archiveII_csv"
+METHODS = ("vienna_mfe", "vienna_mea", "vienna_bpp", "onehot", "vienna_head", "genesis_frozen", "genesis_hybrid",
+           "genesis_finetune")
+LEARNED = {"onehot": dict(encoder=False, vienna=False), "vienna_head": dict(encoder=False, vienna=True),
+           "genesis_frozen": dict(encoder=True, vienna=False), "genesis_hybrid": dict(encoder=True, vienna=True),
+           "genesis_finetune": dict(encoder=True, vienna=True, finetune=True)}
+#: Zablocki et al. 2025 (frozen embeddings + 2D ResNet), mean F1.
+ANCHORS = {"famfold": {"RiNALMo": 0.575, "ERNIE-RNA": 0.571, "RNA-FM": 0.311, "one-hot": 0.209},
+           "kfold": {"RiNALMo": 0.872, "ERNIE-RNA": 0.877, "RNA-FM": 0.803, "one-hot": 0.513}}
+
+
+# ----------------------------------------------------------------------------------------------- data
+def family_of(record_id: str) -> str:
+    """ArchiveII family from the id prefix (``5s_...``, ``tRNA_...``, ``RNaseP_...``)."""
+    return record_id.split("_", 1)[0]
+
+
+def load_archiveii(directory: str | os.PathLike = ARCHIVEII_DIR) -> dict:
+    """``{id: PairExample}`` from ``ArchiveII.csv`` (1-based ``base_pairs``), sequences normalised to ACGU(N)."""
+    import csv
+
+    from .structure import pairs_to_partners
+    from .structure_model import PairExample
+
+    path = Path(directory) / "ArchiveII.csv"
+    if not path.is_file():
+        raise InputError(f"{path}: not found (ArchiveII CSV directory expected)")
+    out = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            seq = row["sequence"].upper().replace("T", "U")
+            seq = re.sub(r"[^ACGU]", "N", seq)
+            pairs = [(i - 1, j - 1) for i, j in json.loads(row["base_pairs"])]
+            out[row["id"]] = PairExample(row["id"], seq, pairs_to_partners(pairs, len(seq)), family=family_of(row["id"]))
+    return out
+
+
+def load_split(directory: str | os.PathLike, split: str) -> dict[str, dict[str, list[str]]]:
+    """``{fold: {"train"|"valid"|"test": [ids]}}``; famfold folds are named by the held-out family."""
+    import csv
+
+    path = Path(directory) / f"split_{split}.csv"
+    if not path.is_file():
+        raise InputError(f"{path}: not found (split must be famfold or kfold)")
+    folds: dict[str, dict[str, list[str]]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            name = row.get("fold_name") or row["fold_number"]
+            folds.setdefault(name, {"train": [], "valid": [], "test": []})[row["partition"]].append(row["id"])
+    return folds
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str] | None = None,
+                 progress: bool = False) -> None:
+    """Fold every sequence with ViennaRNA once: ``<id>.npz`` with sparse bpp, MFE and MEA partner arrays."""
+    import RNA
+
+    from ._fileutil import atomic_path
+
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in (ids or list(examples)) if not (cache / f"{_safe(i)}.npz").is_file()]
+    for k, rid in enumerate(todo):
+        seq = examples[rid].sequence
+        t0 = time.process_time()
+        fc = RNA.fold_compound(seq, RNA.md())
+        ss, mfe = fc.mfe()
+        fc.exp_params_rescale(mfe)
+        fc.pf()
+        bpp = np.array(fc.bpp(), dtype=np.float32)[1:, 1:]
+        mea_ss, _ = fc.MEA(1.0)
+        i, j = np.nonzero(np.triu(bpp, 1) > 1e-4)
+        with atomic_path(cache / f"{_safe(rid)}.npz", suffix=".npz") as tmp:
+            np.savez(tmp, i=i.astype(np.int16), j=j.astype(np.int16), p=bpp[i, j].astype(np.float32),
+                     mfe=np.array(RNA.ptable(ss), dtype=np.int16)[1:] - 1,
+                     mea=np.array(RNA.ptable(mea_ss), dtype=np.int16)[1:] - 1,
+                     cpu_s=np.float64(time.process_time() - t0))
+        if progress and k % 100 == 0:
+            print(f"vienna {k}/{len(todo)}", file=sys.stderr, flush=True)
+
+
+def read_vienna(cache_dir: str | os.PathLike, rid: str, length: int) -> dict:
+    """Cached ViennaRNA result: dense symmetric ``bpp``, ``mfe_matrix``, ``mfe`` and ``mea`` partner arrays."""
+    with np.load(Path(cache_dir) / f"{_safe(rid)}.npz") as z:
+        bpp = np.zeros((length, length), dtype=np.float32)
+        bpp[z["i"], z["j"]] = z["p"]
+        bpp += bpp.T
+        mfe = z["mfe"].astype(np.int64)
+        mea = z["mea"].astype(np.int64)
+        cpu = float(z["cpu_s"])
+    mat = np.zeros((length, length), dtype=np.float32)
+    k = np.flatnonzero(mfe >= 0)
+    mat[k, mfe[k]] = 1.0
+    return {"bpp": bpp, "mfe_matrix": mat, "mfe": mfe, "mea": mea, "cpu_s": cpu}
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+def score(preds: dict[str, np.ndarray], examples: dict) -> dict:
+    """Per-family and overall per-sequence mean exact and flexible F1 (plus precision/recall)."""
+    from .structure import pair_metrics, pair_metrics_flexible
+
+    rows = []
+    for rid, pred in preds.items():
+        true = examples[rid].partner
+        m = pair_metrics(pred, true)
+        m.update(pair_metrics_flexible(pred, true))
+        rows.append((examples[rid].family, m))
+    def agg(sel):
+        return {"n": len(sel), **{k: float(np.mean([m[k] for m in sel])) for k in
+                                  ("f1", "precision", "recall", "flex_f1")}}
+    fams = sorted({f for f, _ in rows})
+    return {"overall": agg([m for _, m in rows]), "families": {f: agg([m for g, m in rows if g == f]) for f in fams}}
+
+
+def _subset(ids: list[str], cap: int | None, seed: int) -> list[str]:
+    if not cap or len(ids) <= cap:
+        return list(ids)
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(ids, size=cap, replace=False).tolist())
+
+
+def _with_priors(examples: dict, ids: Sequence[str], cache: Path) -> list:
+    from dataclasses import replace
+
+    out = []
+    for rid in ids:
+        ex = examples[rid]
+        v = read_vienna(cache, rid, len(ex.sequence))
+        out.append(replace(ex, prior=(v["bpp"], v["mfe_matrix"])))
+    return out
+
+
+def _run_vienna(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
+    """Vienna baselines: no training; ``vienna_bpp`` tunes its decoding threshold on (part of) the valid set."""
+    from .fold import decode
+
+    preds, info = {}, {}
+    if method in ("vienna_mfe", "vienna_mea"):
+        for rid in test_ids:
+            preds[rid] = read_vienna(cache, rid, len(examples[rid].sequence))[method.split("_")[1]]
+        return {"preds": preds, "info": info}
+    from .structure import pair_metrics
+
+    valid = _subset(fold["valid"], args.max_valid, args.seed)
+    grid = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    f1 = {t: [] for t in grid}
+    for rid in valid:
+        ex = examples[rid]
+        bpp = read_vienna(cache, rid, len(ex.sequence))["bpp"]
+        for t in grid:
+            f1[t].append(pair_metrics(decode(bpp, ex.sequence, threshold=t), ex.partner)["f1"])
+    best = max(grid, key=lambda t: np.mean(f1[t]))
+    for rid in test_ids:
+        ex = examples[rid]
+        preds[rid] = decode(read_vienna(cache, rid, len(ex.sequence))["bpp"], ex.sequence, threshold=best)
+    return {"preds": preds, "info": {"threshold": best, "valid_f1": float(np.mean(f1[best])), "n_valid": len(valid)}}
+
+
+def _run_learned(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
+    """Train the head on the fold's train partition (early stopping on valid), predict the test ids."""
+    import torch
+
+    from .fold import decode
+    from .structure_model import build_structure_model, predict_proba, train_structure_model
+
+    spec = LEARNED[method]
+    torch.manual_seed(args.seed)
+    encoder = args.encoder if spec["encoder"] else None
+    model = build_structure_model(encoder, use_vienna=spec["vienna"], finetune=spec.get("finetune", False),
+                                  channels=args.channels)
+    train = _with_priors(examples, _subset(fold["train"], args.max_train, args.seed), cache)
+    valid = _with_priors(examples, _subset(fold["valid"], args.max_valid, args.seed), cache)
+    log = (lambda s: print(f"{method}: {s}", file=sys.stderr, flush=True)) if args.verbose else None
+    info = train_structure_model(model, train, valid, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                                 max_train_len=args.max_train_len, seed=args.seed, log=log, patience=args.patience,
+                                 lr=args.lr)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    preds = {}
+    t0 = time.perf_counter()
+    for ex in _with_priors(examples, test_ids, cache):
+        p = predict_proba(model, ex.sequence, ex.prior, dtype=dtype)
+        preds[ex.id] = decode(p, ex.sequence, threshold=info["threshold"])
+    info["test_seconds"] = time.perf_counter() - t0
+    info["n_train"], info["n_valid"] = len(train), len(valid)
+    return {"preds": preds, "info": info}
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def run_archiveii(args: argparse.Namespace) -> dict:
+    """Run every (fold, method) not finished yet; write per-fold JSONs, ``results.json`` and ``results.md``."""
+    from ._fileutil import atomic_write
+
+    out = Path(args.output)
+    cache = Path(args.cache) if args.cache else out / "cache" / "vienna"
+    examples = load_archiveii(args.data)
+    folds = load_split(args.data, args.split)
+    names = args.folds or list(folds)
+    unknown = [f for f in names if f not in folds]
+    if unknown:
+        raise InputError(f"unknown {args.split} fold(s) {', '.join(unknown)}: choose from {', '.join(folds)}")
+    for m in args.methods:
+        if m not in METHODS:
+            raise InputError(f"unknown method {m!r}: choose from {', '.join(METHODS)}")
+    for name in names:
+        fold = folds[name]
+        test_ids = _subset(fold["test"], args.max_test, args.seed)
+        vienna_cache(examples, cache, fold["test"] + _subset(fold["valid"], args.max_valid, args.seed)
+                     + (_subset(fold["train"], args.max_train, args.seed) if set(args.methods) & set(LEARNED) else []))
+        for method in args.methods:
+            path = out / "folds" / f"{args.split}_{_safe(name)}_{method}.json"
+            if path.is_file():
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
+            runner = _run_vienna if method.startswith("vienna_") and method not in LEARNED else _run_learned
+            res = runner(method, fold, examples, cache, test_ids, args)
+            rec = {"split": args.split, "fold": name, "method": method, "n_test": len(test_ids),
+                   "n_test_total": len(fold["test"]), "wall_s": time.perf_counter() - t0,
+                   "cpu_s": time.process_time() - c0, "info": res["info"], "scores": score(res["preds"], examples),
+                   "options": {k: getattr(args, k) for k in ("max_train", "max_valid", "max_test", "epochs",
+                                                            "steps_per_epoch", "max_train_len", "encoder", "seed")}}
+            with atomic_write(path) as fh:
+                json.dump(rec, fh, indent=1)
+            print(f"{args.split} {name} {method}: F1 {rec['scores']['overall']['f1']:.3f} "
+                  f"(n={len(test_ids)}, {rec['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+    return summarise(out)
+
+
+def summarise(out: Path) -> dict:
+    """Collect every per-fold JSON under ``out/folds`` into ``results.json`` and ``results.md``."""
+    from ._fileutil import atomic_write
+
+    recs = [json.loads(p.read_text()) for p in sorted((out / "folds").glob("*.json"))]
+    table: dict = {}
+    for r in recs:
+        table.setdefault(r["split"], {}).setdefault(r["method"], {})[r["fold"]] = {
+            "f1": r["scores"]["overall"]["f1"], "flex_f1": r["scores"]["overall"]["flex_f1"],
+            "n_test": r["n_test"], "n_test_total": r["n_test_total"], "wall_s": round(r["wall_s"], 1)}
+    for methods in table.values():
+        for per in methods.values():
+            per["_mean_over_folds"] = {"f1": float(np.mean([v["f1"] for k, v in per.items() if not k.startswith("_")])),
+                                       "flex_f1": float(np.mean([v["flex_f1"] for k, v in per.items()
+                                                                 if not k.startswith("_")]))}
+    result = {"table": table, "anchors": ANCHORS, "runs": recs}
+    with atomic_write(out / "results.json") as fh:
+        json.dump(result, fh, indent=1)
+    with atomic_write(out / "results.md") as fh:
+        fh.write(markdown(table))
+    return result
+
+
+def markdown(table: dict) -> str:
+    """One table per split: rows = methods, columns = folds (F1 / flexible F1), last column = mean over folds."""
+    lines = []
+    for split, methods in table.items():
+        folds = sorted({f for per in methods.values() for f in per if not f.startswith("_")})
+        lines.append(f"### ArchiveII {split}: exact-pair F1 (flexible +-1 F1), per-sequence mean per fold\n")
+        lines.append("| method | " + " | ".join(folds) + " | mean over folds |")
+        lines.append("|---" * (len(folds) + 2) + "|")
+        for m, per in methods.items():
+            cells = []
+            for f in folds:
+                v = per.get(f)
+                cells.append("-" if v is None else f"{v['f1']:.3f} ({v['flex_f1']:.3f})"
+                             + ("" if v["n_test"] == v["n_test_total"] else f" n={v['n_test']}/{v['n_test_total']}"))
+            mean = per["_mean_over_folds"]
+            done = sum(1 for f in folds if f in per)
+            cells.append(f"{mean['f1']:.3f} ({mean['flex_f1']:.3f})" + ("" if done == len(folds) else f" [{done} folds]"))
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        anchors = ", ".join(f"{k} {v}" for k, v in ANCHORS.get(split, {}).items())
+        lines.append(f"\nAnchors (Zablocki et al. 2025, mean F1): {anchors}\n")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("benchmark", choices=("archiveii",), help="benchmark to run (archiveii)")
+    p.add_argument("--split", choices=("famfold", "kfold"), default="famfold")
+    p.add_argument("--folds", nargs="+", default=None, help="fold names/numbers (default all)")
+    p.add_argument("--methods", nargs="+", default=["vienna_mfe", "vienna_mea", "vienna_bpp", "genesis_hybrid"],
+                   help=f"methods: {' '.join(METHODS)}")
+    p.add_argument("--output", "-o", required=True, help="output directory (resumable)")
+    p.add_argument("--data", default=str(ARCHIVEII_DIR), help="ArchiveII CSV directory")
+    p.add_argument("--cache", default=None, help="ViennaRNA cache directory (default OUTPUT/cache/vienna)")
+    p.add_argument("--encoder", default="genesis-rna-small", help="encoder name or directory for genesis_* methods")
+    p.add_argument("--max-train", type=int, default=None, help="cap on training sequences per fold (seeded sample)")
+    p.add_argument("--max-valid", type=int, default=60, help="cap on validation sequences per fold (default 60)")
+    p.add_argument("--max-test", type=int, default=None, help="cap on test sequences per fold (seeded sample)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--steps-per-epoch", type=int, default=500)
+    p.add_argument("--max-train-len", type=int, default=160, help="training crops of at most this many nt")
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for test predictions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", action="store_true", help="log every epoch to stderr")
+
+
+def summary_line(result: dict) -> str:
+    parts = []
+    for split, methods in result["table"].items():
+        for m, per in methods.items():
+            parts.append(f"{split}/{m} {per['_mean_over_folds']['f1']:.3f}")
+    return "mean F1 over folds: " + (", ".join(parts) if parts else "nothing finished yet")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import GenesisRNAError
+
+    p = argparse.ArgumentParser(prog="python -m genesis_rna.eval_benchmarks", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        print(summary_line(run_archiveii(args)))
+    except GenesisRNAError as exc:
+        print(f"genesis-rna: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
