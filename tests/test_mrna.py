@@ -131,3 +131,19 @@ def test_pseudo_log_likelihood_matches_one_mask_at_a_time():
                 logits = model(torch.tensor([masked]), torch.ones(1, len(ids), dtype=torch.long))["mlm_logits"]
             total += float(torch.log_softmax(logits[0, p].float(), -1)[ids[p]])
         assert got == pytest.approx(total, abs=1e-3)
+
+
+def test_lm_term_enters_the_objective():
+    pytest.importorskip("torch")
+    from genesis_rna.pretrained import random_model
+
+    model, _ = random_model("small", seed=0)
+    usage = mrna.load_codon_usage("human")
+    designs = mrna.optimize_mrna("MKTAYIAKQR", usage, lam=2.0, n=2, steps=10, model=model, lm_weight=0.5, pool=3)
+    for d in designs:
+        (pll,) = mrna.lm_pseudo_log_likelihood(model, [d.mrna], stride=8)
+        cost = -sum(math.log(usage.weight[d.cds[k:k + 3]]) for k in range(0, len(d.cds), 3)
+                    if mrna.GENETIC_CODE[d.cds[k:k + 3]] not in "MW*")
+        assert d.lm_score == pytest.approx(pll, abs=1e-4)
+        assert d.objective == pytest.approx(RNA.fold(d.mrna)[1] + 2.0 * cost - 0.5 * pll, abs=1e-3)
+    assert [d.objective for d in designs] == sorted(d.objective for d in designs)
