@@ -17,6 +17,6 @@ if [ ! -f "$STORE_DIR/manifest.json" ]; then
     --input-family "RF00005=$DATA/trna_gtrnadb" --quiet
 fi
 exec genesis-rna pretrain --config experiments/config_pretrain_small.yaml --data_path "$STORE_DIR" \
-  --output_dir "$RUN_DIR" --tokens_per_batch 16384 --max_seq_len 512 --max_steps 3000 --learning_rate 1e-3 \
+  --output_dir "$RUN_DIR" --tokens_per_batch 16384 --max_seq_len 512 --max_steps 2000 --learning_rate 1e-3 \
   --warmup_steps 300 --eval_every 250 --save_every 100 --log_every 25 --use_ast \
   --max_records_per_family 1000 --structure_exclude_families archiveii --quiet "$@"
