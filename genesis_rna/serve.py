@@ -63,7 +63,8 @@ class Limits:
     max_attention_length: int = 400  # /attention returns L x L per head: keep the JSON small
     max_records: int = 64           # records per /embed request
     max_variants: int = 2000        # variants per /score-mutations request
-    max_designs: int = 20           # sequences per /design request
+    max_designs: int = 10           # sequences per /design request
+    design_time_limit_s: float = 10.0  # search time per designed sequence (unsolved designs say so)
     max_body_bytes: int = 1_000_000
 
 
@@ -274,18 +275,17 @@ class Service:
         return {"id": req.id, "model": self.model_name, "method": "masked-marginal", "scores": _jsonable(scores)}
 
     def design(self, req: DesignRequest) -> dict[str, Any]:
-        from .structure import dotbracket_to_partners
-
         structure = "".join(req.structure.split())
         if len(structure) > self.limits.max_length:
             raise TooLarge(f"target structure of {len(structure)} nt is longer than this server accepts "
                            f"({self.limits.max_length} nt)")
         if req.n > self.limits.max_designs:
             raise TooLarge(f"n={req.n}; this server designs at most {self.limits.max_designs} sequences per request")
-        dotbracket_to_partners(structure)  # a malformed target is a 422 before any work
-        mod = _library_module("design", ("design",))
-        return {"structure": structure, "model": self.model_name,
-                "designs": _jsonable(mod.design(self.model, structure, n=req.n, seed=req.seed))}
+        mod = _library_module("design", ("design", "parse_target"))
+        mod.parse_target(structure)  # a malformed target is a 422 before any work
+        designs = mod.design(structure, n=req.n, model=self.model, seed=req.seed, device=self.device,
+                             dtype=self.dtype_name, time_limit=self.limits.design_time_limit_s)
+        return {"structure": structure, "model": self.model_name, "designs": _jsonable(designs)}
 
 
 class TooLarge(InputError):
@@ -351,11 +351,14 @@ def fold_sequence(seq: str) -> tuple[np.ndarray, np.ndarray, float | None, str]:
 
 
 def layout_xy(structure: str) -> list[list[float]]:
-    """Nucleotide coordinates of ViennaRNA's default 2-D layout (what RNAplot draws), one [x, y] per base."""
+    """Nucleotide coordinates of ViennaRNA's "simple" radial layout, one [x, y] per base.
+
+    Chosen over naview (RNAplot's default) because its backbone steps are uniform and, for tRNA-sized
+    structures, no two nucleotides overlap; naview squeezes multiloops (3 vs 15 units on tRNA-Phe)."""
     import RNA
 
-    coords = RNA.get_xy_coordinates(structure)
-    return [[round(float(coords.get(i).X), 2), round(float(coords.get(i).Y), 2)] for i in range(len(structure))]
+    coords = RNA.simple_xy_coordinates(structure)
+    return [[round(float(coords[i].X), 2), round(float(coords[i].Y), 2)] for i in range(len(structure))]
 
 
 def structure_payload(rec_id: str, seq: str, partner: np.ndarray, bpp: np.ndarray | None, energy: float | None,
@@ -413,7 +416,10 @@ def _one_line_validation(err: RequestValidationError) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+    """ASGI middleware: refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is sent.
+
+    The body (at most ``max_bytes``) is read here and replayed to the app: an exception raised while the app
+    reads it would be turned into a generic 400 by FastAPI's body parser."""
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app = app
@@ -424,35 +430,30 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        message = f"request body over {self.max_bytes} bytes (--max-body-bytes)"
+        too_large = JSONResponse({"detail": f"request body over {self.max_bytes} bytes (--max-body-bytes)"},
+                                 status_code=413)
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-        received = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal received
+            return await too_large(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
             msg = await receive()
-            if msg["type"] == "http.request":
-                received += len(msg.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return msg
+            if msg["type"] != "http.request":  # client went away
+                return
+            chunks.append(msg.get("body", b""))
+            size += len(chunks[-1])
+            more = msg.get("more_body", False)
+            if size > self.max_bytes:
+                return await too_large(scope, receive, send)
+        replayed = False
 
-        async def tracking_send(msg):
-            nonlocal started
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def create_app(model=None, *, model_name: str | None = None, limits: Limits | None = None, workers: int = 1,
