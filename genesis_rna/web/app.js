@@ -161,7 +161,9 @@ function drawPca(records, pca) {
   pca.coords.forEach(([x, y], k) => {
     const cx = scale(x, x0, x1, pad, W - pad), cy = scale(y, y0, y1, H - pad, pad);
     svg.appendChild(svgEl("circle", { cx, cy, r: 4, fill: "#1f77b4", class: "pca-point" }));
-    const t = svgEl("text", { x: cx + 5, y: cy - 5, "font-size": 10 });
+    const right = cx > W / 2;  // labels point inwards so they are never clipped at the edge
+    const t = svgEl("text", { x: right ? cx - 5 : cx + 5, y: cy - 5, "font-size": 10,
+                              "text-anchor": right ? "end" : "start" });
     t.textContent = records[k].id;
     svg.appendChild(t);
   });
