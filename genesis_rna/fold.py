@@ -265,7 +265,8 @@ def load_predictor(model: str | os.PathLike | None = None, *, use_vienna: bool =
     """The predictor for ``model`` (a structure-model or encoder directory or name) and a note for the user.
 
     Without ``model`` the shipped ``genesis-rna-fold-small`` is used; when it (or its encoder) is not installed,
-    folding falls back to ViennaRNA alone and the note says so. An explicitly named model must load.
+    folding falls back to ViennaRNA alone and the note says so. An explicitly named model must load;
+    ``"vienna"`` names ViennaRNA's partition function alone.
     """
     import torch
 
@@ -273,6 +274,10 @@ def load_predictor(model: str | os.PathLike | None = None, *, use_vienna: bool =
     from .structure_model import is_structure_model_dir, load_structure_model
 
     name = os.fspath(model) if model is not None else DEFAULT_FOLD_MODEL
+    if name == "vienna" and not Path(name).is_dir():
+        if not use_vienna:
+            raise InputError("--model vienna and --no-vienna contradict each other")
+        return _ViennaPredictor(), None
     try:
         directory = resolve_model_dir(name)
         if is_structure_model_dir(directory):

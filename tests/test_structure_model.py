@@ -1,0 +1,166 @@
+"""The structure model: symmetry, the ViennaRNA prior against RNAfold, save/load without pickle, learning.
+
+Independent references: ViennaRNA's MFE dot-bracket (parsed by hand) and probability laws (a base is paired
+with probability <= 1); exact symmetry by construction; reloaded models reproduce outputs bit for bit; a one-hot
+model learns a synthetic pairing rule that needs the partner's identity (complementarity) from data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genesis_rna.errors import CheckpointError
+from genesis_rna.structure import dotbracket_to_partners, pair_metrics
+from genesis_rna.structure_model import (
+    PairExample,
+    build_structure_model,
+    load_structure_model,
+    predict_proba,
+    save_structure_model,
+    train_structure_model,
+    vienna_prior,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SEQ = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    from genesis_rna.pretrained import random_model
+
+    model, tok = random_model("small", seed=0, n_layers=2, d_model=64, n_heads=2, dim_ff=128, max_len=130)
+    path = tmp_path_factory.mktemp("enc")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_vienna_prior_matches_rnafold():
+    RNA = pytest.importorskip("RNA")
+    bpp, mfe = vienna_prior(SEQ)
+    n = len(SEQ)
+    assert bpp.shape == mfe.shape == (n, n) and bpp.dtype == np.float32
+    assert np.array_equal(bpp, bpp.T) and np.array_equal(mfe, mfe.T)
+    assert (bpp >= 0).all() and (bpp.sum(axis=1) <= 1 + 1e-5).all()  # P(i paired) <= 1
+    ref = dotbracket_to_partners(RNA.fold(SEQ)[0])
+    i = np.flatnonzero(ref >= 0)
+    expected = np.zeros((n, n), dtype=np.float32)
+    expected[i, ref[i]] = 1
+    assert np.array_equal(mfe, expected)
+
+
+@pytest.mark.parametrize("vienna", [False, True])
+def test_logits_are_exactly_symmetric(encoder_dir, vienna):
+    model = build_structure_model(encoder_dir, use_vienna=vienna)
+    z = model(SEQ[:50])
+    assert z.shape == (50, 50)
+    assert torch.equal(z, z.T)
+    p = predict_proba(model, SEQ[:50])
+    assert np.array_equal(p, p.T) and (p >= 0).all() and (p <= 1).all() and (np.diag(p) == 0).all()
+
+
+def test_untrained_hybrid_is_exactly_vienna(encoder_dir):
+    pytest.importorskip("RNA")
+    model = build_structure_model(encoder_dir, use_vienna=True)
+    bpp, _ = vienna_prior(SEQ)
+    p = predict_proba(model, SEQ)
+    # the hybrid starts as ViennaRNA: sigmoid(logit(bpp)) with bpp clamped to [1e-4, 1 - 1e-4]
+    expected = np.clip(bpp, 1e-4, 1 - 1e-4)
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_allclose(p, expected, atol=2e-5)
+
+
+@pytest.mark.parametrize("finetune", [False, True])
+def test_save_load_roundtrip_without_pickle(encoder_dir, tmp_path, finetune):
+    model = build_structure_model(encoder_dir, finetune=finetune)
+    with torch.no_grad():
+        for name, prm in model.named_parameters():  # a frozen encoder stays as referenced
+            if finetune or not name.startswith("encoder."):
+                prm.add_(0.01 * torch.randn_like(prm))
+    model.config.threshold = 0.37
+    out = tmp_path / "fold"
+    save_structure_model(model, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "model.safetensors"] + (["encoder_config.json"] if finetune else []))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == "genesis-rna-fold" and cfg["encoder_included"] is finetune
+    loaded = load_structure_model(out)
+    assert loaded.config.threshold == 0.37
+    np.testing.assert_array_equal(predict_proba(model, SEQ[:40]), predict_proba(loaded, SEQ[:40]))
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:
+        has_encoder = any(k.startswith("encoder.") for k in fh.keys())
+    assert has_encoder is finetune  # a frozen model references its encoder instead of copying it
+
+
+def test_changed_encoder_is_detected(encoder_dir, tmp_path):
+    import shutil
+
+    enc = tmp_path / "enc"
+    shutil.copytree(encoder_dir, enc)
+    model = build_structure_model(enc)
+    save_structure_model(model, tmp_path / "fold")
+    from genesis_rna.pretrained import random_model
+
+    random_model("small", seed=1, n_layers=2, d_model=64, n_heads=2, dim_ff=128, max_len=130)[0].save_pretrained(enc)
+    with pytest.raises(CheckpointError, match="different weights"):
+        load_structure_model(tmp_path / "fold")
+    shutil.rmtree(enc)
+    with pytest.raises(CheckpointError, match="not available"):
+        load_structure_model(tmp_path / "fold")
+
+
+def _hairpins(n: int, rng: np.random.Generator) -> list[PairExample]:
+    """Random stem (5 bp, Watson-Crick) + 4-nt loop between random flanks: pairing needs complementarity."""
+    comp = {"A": "U", "U": "A", "G": "C", "C": "G"}
+    out = []
+    for k in range(n):
+        left = "".join(rng.choice(list("ACGU"), 5))
+        flank5 = "".join(rng.choice(list("A"), int(rng.integers(2, 8))))
+        flank3 = "".join(rng.choice(list("A"), int(rng.integers(2, 8))))
+        seq = flank5 + left + "AAAA" + "".join(comp[c] for c in reversed(left)) + flank3
+        part = np.full(len(seq), -1)
+        s = len(flank5)
+        for t in range(5):
+            i, j = s + t, s + 13 - t
+            part[i], part[j] = j, i
+        out.append(PairExample(f"h{k}", seq, part))
+    return out
+
+
+def test_onehot_head_learns_synthetic_stems():
+    rng = np.random.default_rng(0)
+    train, valid = _hairpins(64, rng), _hairpins(16, rng)
+    torch.manual_seed(0)
+    model = build_structure_model(None, channels=8, dilations=(1, 2, 4))
+    before = np.mean([pair_metrics(np.full(len(e.sequence), -1), e.partner)["f1"] for e in valid])
+    info = train_structure_model(model, train, valid, epochs=4, steps_per_epoch=64, lr=1e-2, patience=4)
+    assert info["best_valid_f1"] > 0.8 > before
+    assert len(info["history"]) >= 1 and info["threshold"] in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+@pytest.mark.skipif(not (DATA / "structure/archiveII_csv/ArchiveII.csv").is_file(), reason="ArchiveII absent")
+def test_archiveii_loader_agrees_with_dotbracket_column():
+    import csv
+
+    from genesis_rna.eval_benchmarks import load_archiveii, load_split
+
+    ex = load_archiveii(DATA / "structure/archiveII_csv")
+    assert len(ex) == 3864
+    with open(DATA / "structure/archiveII_csv/ArchiveII.csv", newline="") as fh:
+        for k, row in enumerate(csv.DictReader(fh)):
+            if k % 97 == 0 and all(c in "()." for c in row["structure"]):
+                assert np.array_equal(ex[row["id"]].partner, dotbracket_to_partners(row["structure"]))
+    folds = load_split(DATA / "structure/archiveII_csv", "famfold")
+    assert len(folds) == 9
+    for name, parts in folds.items():  # the held-out family is absent from train and valid
+        fam = {ex[i].family for i in parts["test"]}
+        assert len(fam) == 1
+        assert not fam & {ex[i].family for i in parts["train"] + parts["valid"]}
