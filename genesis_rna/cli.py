@@ -523,11 +523,72 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ finetune
+def _add_finetune(sub) -> None:
+    from . import train_finetune
+
+    p = sub.add_parser("finetune", help="fine-tune on a sequence or per-nucleotide task (frozen or full)",
+                       description="Fine-tune genesis-rna (or a one-hot CNN baseline) for classification or "
+                       "regression of sequences or nucleotides; same as `python -m genesis_rna.train_finetune`. "
+                       "See docs/finetune.md.",
+                       epilog=train_finetune.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train_finetune.add_arguments(p)
+    p.set_defaults(func=_run_finetune)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from . import train_finetune
+
+    print(train_finetune.summary(train_finetune.run_from_args(args), args.output_dir))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ predict
+PREDICT_EXAMPLES = """examples:
+  genesis-rna predict runs/nrc_frozen new.fa --output predictions.csv
+  genesis-rna predict runs/openvaccine test.jsonl.gz --output profiles.jsonl
+
+Sequence tasks write CSV (id, prediction, prob_<class> ... or one column per target); per-nucleotide tasks
+write JSON Lines (id, sequence, one list per target with one value per nucleotide).
+"""
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="apply a model written by `genesis-rna finetune`",
+                       description="Predict with a fine-tuned model directory (task.json + weights).",
+                       epilog=PREDICT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", help="directory written by `genesis-rna finetune`")
+    p.add_argument("input", help="FASTA, CSV, TSV or JSONL (.gz accepted); labels not needed")
+    p.add_argument("--output", "-o", required=True, help="output .csv (sequence tasks) or .jsonl (per-nucleotide)")
+    p.add_argument("--sequence-column", default=None, help="default: the column the model was trained with")
+    p.add_argument("--id-column", default=None, help="default: the column the model was trained with")
+    p.add_argument("--toks-per-batch", type=int, default=8192, help="token budget of a batch (default 8192)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .predict import predict_file
+
+    if _same_file(args.output, args.input):
+        raise GenesisRNAError(f"{args.output}: output would overwrite the input")
+    start = time.perf_counter()
+    done = predict_file(args.model_dir, args.input, args.output, sequence_column=args.sequence_column,
+                        id_column=args.id_column, device=args.device, dtype=args.dtype,
+                        tokens_per_batch=args.toks_per_batch, progress=_progress_enabled(args))
+    print(f"predicted {done['n']} records ({done['nt']} nt, {done['task']}) with {args.model_dir} in "
+          f"{time.perf_counter() - start:.1f} s -> {done['output']}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert, _add_score_mutations, _add_design]
 SUBCOMMANDS.append(_add_optimize_mrna)
 SUBCOMMANDS += [_add_serve]  # REST API + web page: docs/serve.md
 SUBCOMMANDS += [_add_fold, _add_evaluate]  # structure: docs/structure.md
+SUBCOMMANDS += [_add_finetune, _add_predict]  # fine-tuning: docs/finetune.md
 
 
 def build_parser() -> argparse.ArgumentParser:

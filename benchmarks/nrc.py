@@ -1,0 +1,174 @@
+"""nRC 13-class ncRNA classification benchmark: k-mer baseline vs frozen-embedding probe vs fine-tuned heads.
+
+    python benchmarks/nrc.py --model genesis-rna-small                      # the shipped model
+    python benchmarks/nrc.py --model /work/runs/genesis-rna-small/checkpoints/step-0001200 --name step-0001200
+    python benchmarks/nrc.py --random-init small --name random-small        # the no-pretraining control
+    python benchmarks/nrc.py --model genesis-rna-small --full-epochs 3      # also fine-tune the encoder (slow)
+
+Each call adds (or replaces) one model's row in benchmarks/results/nrc/results.json and rewrites results.md
+with every model measured so far; the k-mer baseline is computed once. Embeddings are cached (``--cache-dir``),
+so a rerun of the same model costs only the classifiers. Data: ../shared/data/classification/nrc/{train,test}.fa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from genesis_rna import pretrained  # noqa: E402
+from genesis_rna._fileutil import atomic_write  # noqa: E402
+from genesis_rna.eval_nrc import kmer_features, linear_probe, mean_embeddings, read_nrc  # noqa: E402
+from genesis_rna.finetune_data import ColumnSpec, assign_splits  # noqa: E402
+from genesis_rna.train_finetune import FinetuneConfig, finetune  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "classification" / "nrc"
+OUT = ROOT / "benchmarks" / "results" / "nrc"
+ANCHORS = {"RNA-FM fine-tuned (BEACON)": 0.9681, "CNN (BEACON)": 0.8862}
+GOAL = 0.95
+
+
+def _subsample(examples, limit: int):
+    return examples[:: max(1, len(examples) // limit)] if limit else examples
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _finetune_run(model, name: str, mode: str, train, test, args, features=None) -> dict:
+    """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
+    import copy
+
+    train = [copy.copy(e) for e in train]
+    for e in train:
+        e.split = None
+    assign_splits(train, valid_fraction=0.1, seed=0)
+    split = {"train": [e for e in train if e.split == "train"], "valid": [e for e in train if e.split == "valid"],
+             "test": test}
+    feats = None
+    if features is not None:
+        tr, te = features
+        idx_train = [k for k, e in enumerate(train) if e.split == "train"]
+        idx_valid = [k for k, e in enumerate(train) if e.split == "valid"]
+        feats = {"train": [tr[k] for k in idx_train], "valid": [tr[k] for k in idx_valid], "test": list(te)}
+    cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / f"{name}-{mode}"), mode=mode,
+                         epochs=args.full_epochs if mode == "full" else 100, patience=3 if mode == "full" else 10,
+                         batch_size=16 if mode == "full" else 64, lr=1e-3, encoder_lr=args.encoder_lr,
+                         dtype=args.dtype, progress=sys.stderr.isatty(), base_model=name)
+    t0 = time.perf_counter()
+    res = finetune(cfg, split, ColumnSpec(), model, base_name=name, features=feats)
+    return {"test_accuracy": res["test"]["accuracy"], "test_macro_f1": res["test"]["macro_f1"],
+            "valid_accuracy": res["valid"]["accuracy"], "best_epoch": res["best_epoch"],
+            "epochs_run": res["epochs_run"], "cpu_seconds": res["cpu_seconds"],
+            "wall_seconds": time.perf_counter() - t0, "model_dir": cfg.output_dir}
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = ["# nRC ncRNA classification (13 classes): test accuracy", "",
+             f"Train {results['n_train']} / test {results['n_test']} sequences "
+             f"(`../shared/data/classification/nrc`). Machine: {results['machine']}.", "",
+             "| model | method | test accuracy | test macro-F1 | CV / valid accuracy | notes |",
+             "|---|---|---|---|---|---|"]
+    k = results.get("kmer_logreg")
+    if k:
+        lines.append(f"| none | k-mer (k=1..4) counts + logistic regression | {k['test_accuracy']:.4f} | "
+                     f"{k['test_macro_f1']:.4f} | {k['cv_accuracy']:.4f} (5-fold) | C={k['C']:g}, "
+                     f"{k['n_features']} features |")
+    for name, row in results.get("models", {}).items():
+        p = row.get("probe")
+        if p:
+            lines.append(f"| {name} | linear probe, frozen mean embedding | {p['test_accuracy']:.4f} | "
+                         f"{p['test_macro_f1']:.4f} | {p['cv_accuracy']:.4f} (5-fold) | C={p['C']:g}; embedding "
+                         f"{row['embed_cpu_seconds']:.0f} CPU s |")
+        for mode in ("frozen", "full"):
+            f = row.get(f"finetune_{mode}")
+            if f:
+                what = "MLP head, frozen encoder" if mode == "frozen" else "full fine-tune (encoder + MLP head)"
+                lines.append(f"| {name} | {what} | {f['test_accuracy']:.4f} | {f['test_macro_f1']:.4f} | "
+                             f"{f['valid_accuracy']:.4f} (10% of train) | best epoch {f['best_epoch']} of "
+                             f"{f['epochs_run']}; {f['cpu_seconds']:.0f} CPU s |")
+    lines += ["", "Anchors (BEACON, not measured here): " +
+              ", ".join(f"{k} {v:.2%}" for k, v in ANCHORS.items()) + f". Project goal: >= {GOAL:.0%}.", "",
+              "Commands:", ""]
+    lines += [f"    {c}" for c in results.get("commands", [])]
+    with atomic_write(path) as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="model directory or shipped name")
+    p.add_argument("--random-init", default=None, choices=("small", "base", "large"))
+    p.add_argument("--name", default=None, help="row name (default: the model name)")
+    p.add_argument("--no-finetune", action="store_true", help="skip the frozen MLP-head fine-tune")
+    p.add_argument("--full-epochs", type=int, default=0, help="also fine-tune the encoder for N epochs (slow)")
+    p.add_argument("--encoder-lr", type=float, default=5e-5)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--limit", type=int, default=0, help="subsample train to about N (test N/2): smoke runs")
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "genesis-rna" / "nrc"))
+    p.add_argument("--run-dir", default="/tmp/genesis_rna_nrc_runs", help="fine-tuned model directories")
+    args = p.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"nRC data not found at {DATA}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    results_path = out / "results.json"
+    results = _load_json(results_path)
+    train = _subsample(read_nrc(DATA / "train.fa"), args.limit)
+    test = _subsample(read_nrc(DATA / "test.fa"), args.limit // 2)
+    if results.get("n_train") != len(train) or results.get("n_test") != len(test):
+        results = {}  # a different subsample: start a fresh table
+    results.update({"n_train": len(train), "n_test": len(test),
+                    "machine": f"{platform.machine()} {platform.processor() or 'CPU'}, 2 cores shared with a "
+                               "pretraining job; OMP_NUM_THREADS=1"})
+    y_train, y_test = [e.target for e in train], [e.target for e in test]
+    if "kmer_logreg" not in results:
+        t0 = time.process_time()
+        xtr, xte = kmer_features([e.sequence for e in train]), kmer_features([e.sequence for e in test])
+        results["kmer_logreg"] = {**linear_probe(xtr, y_train, xte, y_test), "features_cpu_seconds":
+                                  time.process_time() - t0}
+        print(f"k-mer baseline: test accuracy {results['kmer_logreg']['test_accuracy']:.4f}")
+    if args.model or args.random_init:
+        if args.random_init:
+            model, _ = pretrained.random_model(args.random_init, seed=0)
+            name = args.name or f"random-{args.random_init}"
+        else:
+            model, _ = pretrained.load(args.model)
+            name = args.name or Path(args.model).name
+        cache = Path(args.cache_dir) / f"{name}-{len(train)}-{len(test)}"
+        cache.mkdir(parents=True, exist_ok=True)
+        xtr, s1 = mean_embeddings(model, [e.sequence for e in train], cache=cache / "train.npy", dtype=args.dtype)
+        xte, s2 = mean_embeddings(model, [e.sequence for e in test], cache=cache / "test.npy", dtype=args.dtype)
+        row = results.setdefault("models", {}).get(name, {})
+        row["embed_cpu_seconds"] = row.get("embed_cpu_seconds", 0.0) if s1 + s2 == 0 else s1 + s2
+        row["embed_nt"] = int(sum(len(e.sequence) for e in train + test))
+        row["probe"] = linear_probe(xtr, y_train, xte, y_test)
+        print(f"{name} probe: test accuracy {row['probe']['test_accuracy']:.4f}")
+        if not args.no_finetune:
+            row["finetune_frozen"] = _finetune_run(model, name, "frozen", train, test, args, features=(xtr, xte))
+            print(f"{name} frozen fine-tune: test accuracy {row['finetune_frozen']['test_accuracy']:.4f}")
+        if args.full_epochs:
+            row["finetune_full"] = _finetune_run(model, name, "full", train, test, args)
+            print(f"{name} full fine-tune: test accuracy {row['finetune_full']['test_accuracy']:.4f}")
+        results["models"][name] = row
+    command = "python benchmarks/nrc.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    results["commands"] = sorted(set(results.get("commands", [])) | {command})
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(results_path) as fh:
+        json.dump(results, fh, indent=1)
+    write_markdown(results, out / "results.md")
+    print(f"-> {results_path}, {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
