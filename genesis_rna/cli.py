@@ -311,6 +311,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-attention-length", type=int, default=None, help="nucleotides for /attention (default 400)")
     p.add_argument("--max-records", type=int, default=None, help="records per /embed request (default 64)")
     p.add_argument("--max-body-bytes", type=int, default=None, help="request body size limit (default 1000000)")
+    p.add_argument("--fold-model", default=None,
+                   help="structure model for /fold (default: the shipped one; without it, ViennaRNA pair "
+                        "probabilities with MEA decoding; 'vienna' forces that)")
     p.set_defaults(func=_run_serve)
 
 
@@ -329,7 +332,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     limits = replace(Limits(), **given)
     model, name = _load_model(args)
     app = create_app(model, model_name=name, limits=limits, workers=args.workers, queue=args.queue,
-                     device=args.device, dtype=args.dtype)
+                     device=args.device, dtype=args.dtype, fold_model=args.fold_model)
     serve(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
           announce=lambda url: print(f"serving {name} on {url}/ (API docs at {url}/docs; Ctrl-C to stop)", flush=True))
     return 0

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import import_module, resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -127,7 +127,10 @@ class AttentionRequest(SequenceIn):
 
 
 class FoldRequest(SequenceIn):
-    pass
+    method: Literal["auto", "viennarna-mfe"] = Field(
+        "auto", description="auto: this server's structure predictor (genesis_rna.fold: a structure model, or "
+                            "ViennaRNA pair probabilities with MEA decoding when none is installed); "
+                            "viennarna-mfe: ViennaRNA's minimum free energy structure")
 
 
 class MutationRequest(SequenceIn):
@@ -146,7 +149,7 @@ class Service:
     """The loaded model and the computations behind each endpoint (synchronous; run in the work queue)."""
 
     def __init__(self, model, model_name: str, limits: Limits, device: str = "cpu", dtype: str = "fp32",
-                 attention_cache: int = 8) -> None:
+                 attention_cache: int = 8, fold_model: str | None = None) -> None:
         from .inference import resolve_device, resolve_dtype
 
         self.device = resolve_device(device)
@@ -158,6 +161,7 @@ class Service:
         self._attn: OrderedDict[str, np.ndarray] = OrderedDict()
         self._attn_size = attention_cache
         self._attn_lock = threading.Lock()
+        self.fold_predictor, self.fold_note = load_fold_predictor(fold_model)
 
     # -- input checks
     def check_sequence(self, rec: SequenceIn, limit: int | None = None, what: str = "--max-length") -> str:
@@ -254,7 +258,13 @@ class Service:
     # -- structure
     def fold(self, req: FoldRequest) -> dict[str, Any]:
         seq = self.check_sequence(req)
-        partner, bpp, energy, method = fold_sequence(seq)
+        if req.method == "viennarna-mfe" or self.fold_predictor is None:
+            partner, bpp, energy = fold_vienna(seq)
+            method = "viennarna-mfe"
+        else:
+            partner, bpp = predict_structure(self.fold_predictor, req.id, seq)
+            energy = structure_energy(seq, partner)
+            method = self.fold_predictor.name
         return structure_payload(req.id, seq, partner, bpp, energy, method)
 
     # -- function tasks (their library modules land separately; 501 until they do)
@@ -344,10 +354,38 @@ def fold_vienna(seq: str) -> tuple[np.ndarray, np.ndarray, float]:
     return dotbracket_to_partners(structure), upper + upper.T, float(mfe)
 
 
-def fold_sequence(seq: str) -> tuple[np.ndarray, np.ndarray, float | None, str]:
-    """The library's folding (genesis_rna.fold) when it is installed with a usable function, else ViennaRNA."""
-    partner, bpp, energy = fold_vienna(seq)
-    return partner, bpp, energy, "viennarna-mfe"
+def load_fold_predictor(fold_model: str | None = None):
+    """``(predictor, note)`` from genesis_rna.fold (a structure model, or its ViennaRNA fallback; the note says
+    which); ``(None, note)`` when this installation has no genesis_rna.fold, and /fold uses ViennaRNA's MFE."""
+    try:
+        fold = _library_module("fold", ("load_predictor", "fold_records"))
+    except NotAvailable as err:
+        if fold_model is not None:
+            raise
+        return None, str(err)
+    predictor, note = fold.load_predictor(fold_model)
+    return predictor, note or f"structure predictor: {predictor.name}"
+
+
+def predict_structure(predictor, rec_id: str, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pair probabilities and the decoded (valid, nested) structure from genesis_rna.fold."""
+    from .fold import fold_records
+    from .io import SequenceRecord
+
+    result = next(iter(fold_records([SequenceRecord(rec_id, seq)], predictor)))
+    return np.asarray(result.partner), np.asarray(result.bpp, dtype=np.float64)
+
+
+def structure_energy(seq: str, partner: np.ndarray) -> float | None:
+    """ViennaRNA free energy of a nested structure (kcal/mol); None for pseudoknotted ones."""
+    import RNA
+
+    from .structure import partners_to_dotbracket
+
+    db = partners_to_dotbracket(partner)
+    if set(db) - set("()."):
+        return None
+    return float(RNA.fold_compound(seq).eval_structure(db))
 
 
 def layout_xy(structure: str) -> list[list[float]]:
@@ -457,7 +495,7 @@ class BodyLimit:
 
 
 def create_app(model=None, *, model_name: str | None = None, limits: Limits | None = None, workers: int = 1,
-               queue: int = 32, device: str = "cpu", dtype: str = "fp32") -> FastAPI:
+               queue: int = 32, device: str = "cpu", dtype: str = "fp32", fold_model: str | None = None) -> FastAPI:
     """The FastAPI app. ``model`` defaults to the shipped model, loaded here, once; pass any
     :class:`~genesis_rna.model.GenesisRNAModel` (tests use a small random one)."""
     from . import __version__, pretrained
@@ -466,7 +504,7 @@ def create_app(model=None, *, model_name: str | None = None, limits: Limits | No
         model_name = model_name or pretrained.DEFAULT_MODEL
         model = pretrained.load(model_name)[0]
     limits = limits or Limits()
-    service = Service(model, model_name or "custom", limits, device=device, dtype=dtype)
+    service = Service(model, model_name or "custom", limits, device=device, dtype=dtype, fold_model=fold_model)
     work = WorkQueue(workers, queue)
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -533,6 +571,7 @@ def _install_routes(app: FastAPI, service: Service, work: WorkQueue) -> None:
                            "d_model": cfg.d_model, "max_len": cfg.max_len,
                            "parameters": int(service.model.num_parameters())},
                 "available": pretrained.available_models(), "limits": asdict(service.limits),
+                "fold": service.fold_note,
                 "device": str(service.device)}
 
     @app.post("/embed", operation_id="embed", responses=_ERRORS,

@@ -80,7 +80,8 @@ def test_fold_matches_viennarna_and_round_trips_through_ct_dbn(server, tmp_path)
     from genesis_rna.io import read_ct, read_dbn
     from genesis_rna.structure import dotbracket_to_partners
 
-    r = server.client.post("/fold", json={"id": "tRNA", "sequence": SEQ.replace("U", "T").lower()})
+    r = server.client.post("/fold", json={"id": "tRNA", "sequence": SEQ.replace("U", "T").lower(),
+                                          "method": "viennarna-mfe"})
     assert r.status_code == 200, r.text
     data = r.json()
     structure, mfe = RNA.fold(SEQ)
@@ -113,6 +114,29 @@ def test_fold_matches_viennarna_and_round_trips_through_ct_dbn(server, tmp_path)
     (tmp_path / "x.dbn").write_text(data["dbn"])
     for rec in (read_ct(tmp_path / "x.ct")[0], read_dbn(tmp_path / "x.dbn")[0]):
         assert rec.id == "tRNA" and rec.sequence == SEQ and rec.partner.tolist() == data["partners"]
+
+
+def test_fold_auto_uses_the_library_predictor_and_gives_a_valid_structure(server):
+    import RNA
+
+    from genesis_rna.structure import partners_to_dotbracket, validate_partners
+
+    fold = pytest.importorskip("genesis_rna.fold")
+    data = server.client.post("/fold", json={"sequence": SEQ}).json()
+    info = server.client.get("/models").json()["fold"]
+    assert data["method"] != "viennarna-mfe" and info
+    partner = validate_partners(data["partners"], len(SEQ))
+    for i, j in enumerate(partner):
+        if j > i:
+            assert j - i > fold.MIN_HAIRPIN and SEQ[i] + SEQ[j] in fold.CANONICAL_PAIRS
+    db = partners_to_dotbracket(partner)
+    assert math.isclose(data["energy"], RNA.fold_compound(SEQ).eval_structure(db), abs_tol=1e-4)
+    if data["method"].startswith("ViennaRNA"):  # no structure model installed: ViennaRNA's pair probabilities
+        fc = RNA.fold_compound(SEQ)
+        fc.pf()
+        ref = np.array(fc.bpp())[1:, 1:]
+        for i, j, p in data["bpp"]:
+            assert abs(p - ref[i, j]) < 1e-3
 
 
 def test_embed_matches_plain_forward_and_pca_matches_sklearn(server, model):
