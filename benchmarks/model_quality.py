@@ -275,6 +275,41 @@ def nrc_probe(model, limit: int) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------------------------- report
+
+def markdown(r: dict) -> str:
+    """The model card's tables, each number beside its baseline."""
+    m, b = r["model_mlm"], r["baselines_mlm"]
+    lines = [f"Model `{r['model']}`, store `{r['store']}`, split `{r['split']}` ({r['n_records']} records of "
+             f"families never seen in training), {r['seconds']:.0f} s.", "",
+             "| masked nucleotides | accuracy | loss (nats) | perplexity |", "|---|---|---|---|",
+             f"| genesis-rna | {m['val_mlm_acc']:.3f} | {m['val_mlm_loss']:.3f} | {math.exp(m['val_mlm_loss']):.3f} |"]
+    for name, label in (("unigram", "unigram (train composition)"),
+                        ("3mer", "3-mer context (sees both unmasked neighbours)")):
+        lines.append(f"| {label} | {b[name]['mlm_acc']:.3f} | {b[name]['mlm_loss']:.3f} | "
+                     f"{b[name]['perplexity']:.3f} |")
+    lines += ["", "| structure context (5 labels) | accuracy |", "|---|---|",
+              f"| genesis-rna structure head | {m.get('val_struct_acc', float('nan')):.3f} |",
+              f"| majority label | {r['structure_majority_acc']:.3f} |"]
+    p = r["pairs"]
+    lines += ["", f"| zero-shot base pairs ({p['n_test']} held-out sequences with Rfam structures) | mean F1 | "
+              "pair budget (x L) |", "|---|---|---|"]
+    for key, label in (("pair_head", "pair head"), ("attention_probe", "attention-map probe, trained model"),
+                       ("attention_probe_random_init", "attention-map probe, random-init model")):
+        if key in p:
+            lines.append(f"| {label} | {p[key]['f1']:.3f} | {p[key]['pair_fraction']} |")
+    lines.append(f"| ViennaRNA MFE | {p['viennarna_mfe']['f1']:.3f} | - |")
+    if "nrc" in r:
+        n = r["nrc"]
+        lines += ["", f"| nRC 13 classes, logistic-regression probe ({n['n_train']} train / {n['n_test']} test) | "
+                  "5-fold CV on train | test |", "|---|---|---|"]
+        for key, label in (("genesis_rna_mean_embedding", "frozen mean embedding (last layer)"),
+                           ("kmer_counts_k1-4", "k-mer counts, k = 1..4")):
+            lines.append(f"| {label} | {n[key]['cv5_acc']:.3f} +- {n[key]['cv5_sd']:.3f} | "
+                         f"{n[key]['test_acc']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="shard store with family-disjoint splits")
     parser.add_argument("--split", default="test")
     parser.add_argument("--quick", action="store_true", help="small subsets (smoke run)")
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--output", default=None, help="directory for results.json + results.md "
+                        "(benchmarks/results/model_quality for the model card)")
     args = parser.parse_args(argv)
     n_eval, n_pairs, n_nrc = (300, 40, 600) if args.quick else (5000, 300, 0)
     start = time.perf_counter()
@@ -312,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        (out / "results.md").write_text(markdown(results))
+        print(f"wrote {out}/results.json and results.md", file=sys.stderr)
     return 0
 
 
