@@ -258,12 +258,18 @@ def nrc_probe(model, limit: int) -> dict:
     train, y_train = _nrc(NRC / "train.fa", limit)
     test, y_test = _nrc(NRC / "test.fa", limit // 2 if limit else 0)
 
-    def embed(recs):
-        got = {r.id: r.mean[model.config.n_layers] for r in embed_sequences(model, recs, include=("mean",))}
-        return np.stack([got[i] for i, _ in recs])
+    layers = list(range(1, model.config.n_layers + 1))
 
+    def embed(recs) -> dict[str, np.ndarray]:
+        got = {r.id: r for r in embed_sequences(model, recs, repr_layers=layers, include=("mean",))}
+        last = np.stack([got[i].mean[layers[-1]] for i, _ in recs])
+        every = np.stack([np.concatenate([got[i].mean[k] for k in layers]) for i, _ in recs])
+        return {"last": last, "all": every}
+
+    etr, ete = embed(train), embed(test)
     out = {}
-    for name, xtr, xte in (("genesis_rna_mean_embedding", embed(train), embed(test)),
+    for name, xtr, xte in (("genesis_rna_mean_embedding", etr["last"], ete["last"]),
+                           ("genesis_rna_mean_embedding_all_layers", etr["all"], ete["all"]),
                            ("kmer_counts_k1-4", kmer_features([s for _, s in train]),
                             kmer_features([s for _, s in test]))):
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
@@ -304,6 +310,7 @@ def markdown(r: dict) -> str:
         lines += ["", f"| nRC 13 classes, logistic-regression probe ({n['n_train']} train / {n['n_test']} test) | "
                   "5-fold CV on train | test |", "|---|---|---|"]
         for key, label in (("genesis_rna_mean_embedding", "frozen mean embedding (last layer)"),
+                           ("genesis_rna_mean_embedding_all_layers", "frozen mean embeddings, all layers concatenated"),
                            ("kmer_counts_k1-4", "k-mer counts, k = 1..4")):
             lines.append(f"| {label} | {n[key]['cv5_acc']:.3f} +- {n[key]['cv5_sd']:.3f} | "
                          f"{n[key]['test_acc']:.3f} |")
