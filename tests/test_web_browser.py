@@ -60,6 +60,7 @@ def test_paste_fasta_shows_structure_heatmap_attention_and_pca(browser, page_url
     page.goto(page_url + "/")
     page.wait_for_function("document.getElementById('attn-head').options.length > 0")  # /models answered
     page.fill("#fasta", FASTA)
+    page.select_option("#fold-choice", "viennarna-mfe")
     page.click("#run")
     page.wait_for_function(f"document.querySelectorAll('#structure circle.nt').length === {len(SEQ)}")
     page.wait_for_function(f"document.getElementById('bpp').dataset.length === '{len(SEQ)}'")
@@ -84,6 +85,13 @@ def test_paste_fasta_shows_structure_heatmap_attention_and_pca(browser, page_url
     prob = np.array(fc.bpp())[1:, 1:]
     upper = np.triu_indices(len(SEQ), 1)
     np.testing.assert_allclose(255 - red[upper], np.round(np.clip(prob[upper], 0, 1) * 225), atol=1.01)
+
+    # the server's own predictor (genesis_rna.fold) draws a structure of the same length
+    page.select_option("#fold-choice", "auto")
+    page.wait_for_function("!document.getElementById('fold-method').textContent.startsWith('viennarna-mfe')")
+    page.wait_for_function(f"document.querySelectorAll('#structure circle.nt').length === {len(SEQ)}")
+    page.select_option("#fold-choice", "viennarna-mfe")
+    page.wait_for_function("document.getElementById('fold-method').textContent === 'viennarna-mfe'")
 
     # switching the attention head redraws the map without errors
     page.select_option("#attn-head", "1")

@@ -180,7 +180,7 @@ function selectedRecord() {
 }
 
 async function runFold(record) {
-  const fold = await (await api("/fold", record)).json();
+  const fold = await (await api("/fold", { ...record, method: $("fold-choice").value })).json();
   state.fold = fold;
   drawStructure(fold);
   drawBpp(fold);
@@ -294,6 +294,7 @@ async function loadModelInfo() {
 function wire() {
   $("run").addEventListener("click", analyse);
   $("record").addEventListener("change", analyseSelected);
+  $("fold-choice").addEventListener("change", () => { if (state.records.length) analyseSelected(); });
   $("attn-layer").addEventListener("change", runAttention);
   $("attn-head").addEventListener("change", runAttention);
   $("run-mutations").addEventListener("click", runMutations);
