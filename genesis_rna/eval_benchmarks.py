@@ -246,7 +246,7 @@ def run_archiveii(args: argparse.Namespace) -> dict:
     for name in names:
         fold = folds[name]
         test_ids = _subset(fold["test"], args.max_test, args.seed)
-        vienna_cache(examples, cache, fold["test"] + _subset(fold["valid"], args.max_valid, args.seed)
+        vienna_cache(examples, cache, test_ids + _subset(fold["valid"], args.max_valid, args.seed)
                      + (_subset(fold["train"], args.max_train, args.seed) if set(args.methods) & set(LEARNED) else []))
         for method in args.methods:
             path = out / "folds" / f"{args.split}_{_safe(name)}_{method}.json"
@@ -282,16 +282,30 @@ def summarise(out: Path) -> dict:
             per["_mean_over_folds"] = {"f1": float(np.mean([v["f1"] for k, v in per.items() if not k.startswith("_")])),
                                        "flex_f1": float(np.mean([v["flex_f1"] for k, v in per.items()
                                                                  if not k.startswith("_")]))}
-    result = {"table": table, "anchors": ANCHORS, "runs": recs}
+    families: dict = {}  # per family, pooled over folds (sequence-weighted): the k-fold per-family view
+    for r in recs:
+        per = families.setdefault(r["split"], {}).setdefault(r["method"], {})
+        for fam, v in r["scores"]["families"].items():
+            acc = per.setdefault(fam, {"n": 0, "f1": 0.0, "flex_f1": 0.0})
+            acc["n"] += v["n"]
+            acc["f1"] += v["f1"] * v["n"]
+            acc["flex_f1"] += v["flex_f1"] * v["n"]
+    for methods in families.values():
+        for per in methods.values():
+            for acc in per.values():
+                acc["f1"] /= max(acc["n"], 1)
+                acc["flex_f1"] /= max(acc["n"], 1)
+    result = {"table": table, "families": families, "anchors": ANCHORS, "runs": recs}
     with atomic_write(out / "results.json") as fh:
         json.dump(result, fh, indent=1)
     with atomic_write(out / "results.md") as fh:
-        fh.write(markdown(table))
+        fh.write(markdown(table, families))
     return result
 
 
-def markdown(table: dict) -> str:
-    """One table per split: rows = methods, columns = folds (F1 / flexible F1), last column = mean over folds."""
+def markdown(table: dict, families: dict | None = None) -> str:
+    """One table per split: rows = methods, columns = folds (F1 / flexible F1), last column = mean over folds;
+    for k-fold also per family (test sequences of all folds pooled)."""
     lines = []
     for split, methods in table.items():
         folds = sorted({f for per in methods.values() for f in per if not f.startswith("_")})
@@ -308,6 +322,14 @@ def markdown(table: dict) -> str:
             done = sum(1 for f in folds if f in per)
             cells.append(f"{mean['f1']:.3f} ({mean['flex_f1']:.3f})" + ("" if done == len(folds) else f" [{done} folds]"))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        if split == "kfold" and families and split in families:
+            fams = sorted({f for per in families[split].values() for f in per})
+            lines.append(f"\n#### {split} per family (all folds' test sequences pooled; n = sequences)\n")
+            lines.append("| method | " + " | ".join(fams) + " |")
+            lines.append("|---" * (len(fams) + 1) + "|")
+            for m, per in families[split].items():
+                lines.append(f"| {m} | " + " | ".join(
+                    "-" if f not in per else f"{per[f]['f1']:.3f} (n={per[f]['n']})" for f in fams) + " |")
         anchors = ", ".join(f"{k} {v}" for k, v in ANCHORS.get(split, {}).items())
         lines.append(f"\nAnchors (Zablocki et al. 2025, mean F1): {anchors}\n")
     return "\n".join(lines) + "\n"

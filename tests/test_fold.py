@@ -306,3 +306,23 @@ def test_long_sequences_use_windows():
     assert max(pred.calls) == 40 and len(pred.calls) > 2
     assert p[0, 39] == 0.5 and p[0, 99] == 0.0        # pairs beyond any window get 0
     assert np.array_equal(p, p.T)
+
+
+def test_summary_pools_families_over_folds(tmp_path):
+    import json
+
+    from genesis_rna.eval_benchmarks import summarise
+
+    (tmp_path / "folds").mkdir()
+    for fold, (f1_a, n_a), (f1_b, n_b) in (("0", (1.0, 3), (0.5, 2)), ("1", (0.0, 1), (0.5, 2))):
+        fams = {"tRNA": {"n": n_a, "f1": f1_a, "flex_f1": f1_a}, "5s": {"n": n_b, "f1": f1_b, "flex_f1": f1_b}}
+        overall = (f1_a * n_a + f1_b * n_b) / (n_a + n_b)
+        rec = {"split": "kfold", "fold": fold, "method": "m", "n_test": n_a + n_b, "n_test_total": n_a + n_b,
+               "wall_s": 1.0, "scores": {"overall": {"f1": overall, "flex_f1": overall}, "families": fams}}
+        (tmp_path / "folds" / f"kfold_{fold}_m.json").write_text(json.dumps(rec))
+    res = summarise(tmp_path)
+    assert res["families"]["kfold"]["m"]["tRNA"]["f1"] == pytest.approx(3 / 4)   # (1*3 + 0*1) / 4
+    assert res["families"]["kfold"]["m"]["5s"]["f1"] == pytest.approx(0.5)
+    # mean over folds: fold 0 = (3 + 1) / 5 = 0.8, fold 1 = (0 + 1) / 3 = 1/3
+    assert res["table"]["kfold"]["m"]["_mean_over_folds"]["f1"] == pytest.approx((0.8 + 1 / 3) / 2)
+    assert "| m | 0.500 (n=4) | 0.750 (n=4) |" in (tmp_path / "results.md").read_text()
