@@ -478,7 +478,8 @@ def _add_fold(sub) -> None:
     p.add_argument("input", help="FASTA file (multi-line and .gz accepted)")
     p.add_argument("--output", "-o", default=None, help="output directory (default: <input name>.fold/)")
     p.add_argument("--model", default=None,
-                   help="structure model directory or name (default: the shipped genesis-rna-fold-small)")
+                   help="structure model directory or name, or 'vienna' for ViennaRNA alone "
+                   "(default: the shipped genesis-rna-fold-small)")
     p.add_argument("--format", nargs="+", default=["npy", "ct", "bpseq", "dbn"], choices=("npy", "ct", "bpseq", "dbn"),
                    help="what to write (default all)")
     p.add_argument("--threshold", type=float, default=None,
