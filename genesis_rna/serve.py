@@ -66,6 +66,7 @@ class Limits:
     max_designs: int = 10           # sequences per /design request
     design_time_limit_s: float = 10.0  # search time per designed sequence (unsolved designs say so)
     max_body_bytes: int = 1_000_000
+    max_per_token_nt: int = 4000      # nucleotides per /embed request when per-nucleotide vectors are asked for
 
 
 class Overloaded(Exception):
@@ -186,6 +187,10 @@ class Service:
         if dup is not None:
             raise InputError("duplicate record id (ids must be unique)", record=dup)
         seqs = [self.check_sequence(r) for r in req.records]
+        total = sum(map(len, seqs))
+        if req.per_token and total > self.limits.max_per_token_nt:
+            raise TooLarge(f"per_token vectors for {total} nt; this server returns at most "
+                           f"{self.limits.max_per_token_nt} nt of them per request (ask for means, or split)")
         layer = normalise_layers([req.layer], self.model.config.n_layers)[0]
         include = ("mean", "per_tok") if req.per_token else ("mean",)
         results = {res.id: res for res in embed_sequences(

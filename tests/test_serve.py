@@ -30,8 +30,8 @@ from genesis_rna.serve import BackgroundServer, Limits, Overloaded, WorkQueue, c
 from genesis_rna.tokenization import CLS_ID, MASK_ID, NUCLEOTIDE_IDS, SEP_ID  # noqa: E402
 
 SEQ = "GGGGCUAUAGCUCAGCUGGGAGAGCGCUUGCAUGGCAUGCAAGAGGUCAGCGGUUCGAUCCCGCUUAGCUCCACCA"  # tRNA-Phe
-LIMITS = Limits(max_length=300, max_attention_length=120, max_records=8, max_variants=400, max_designs=5, design_time_limit_s=5.0,
-                max_body_bytes=50_000)
+LIMITS = Limits(max_length=300, max_attention_length=120, max_records=8, max_variants=400, max_designs=5,
+                design_time_limit_s=5.0, max_per_token_nt=2000, max_body_bytes=50_000)
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +287,9 @@ def test_embed_limits_and_duplicates(server):
     r = server.client.post("/embed", json={"records": [rec, rec]})
     assert r.status_code == 422 and "duplicate" in r.json()["detail"]
     assert server.client.post("/embed", json={"records": []}).status_code == 422
+    long = [{"id": f"r{k}", "sequence": "ACGU" * 75} for k in range(LIMITS.max_records)]  # 2400 nt
+    r = server.client.post("/embed", json={"records": long, "per_token": True})
+    assert r.status_code == 413 and "per_token" in r.json()["detail"]
     r = server.client.post("/embed", json={"records": [rec], "layer": 7})
     assert r.status_code == 422 and "layer" in r.json()["detail"]
     # a body over the limit sent in chunks (no Content-Length) is refused too

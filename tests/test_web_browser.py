@@ -145,3 +145,21 @@ def test_mutation_scan_from_the_page(browser, page_url):
     rows = page.locator("#mutation-table tr").count()
     assert rows == 31  # header + top 30
     page.close()
+
+
+def test_design_from_the_page(browser, page_url):
+    import RNA
+
+    pytest.importorskip("genesis_rna.design")
+    page = browser.new_page()
+    page.goto(page_url + "/")
+    page.fill("#design-structure", "((((((....))))))")
+    page.fill("#design-n", "1")
+    page.click("#run-design")
+    page.wait_for_function("document.querySelectorAll('#design-table tr').length === 2", timeout=60_000)
+    header = page.eval_on_selector_all("#design-table th", "th => th.map(x => x.textContent)")
+    cells = page.eval_on_selector_all("#design-table tr:nth-child(2) td", "td => td.map(x => x.textContent)")
+    row = dict(zip(header, cells, strict=True))
+    assert RNA.fold(row["sequence"])[0] == row["mfe_structure"]
+    assert (row["solved"] == "true") == (row["mfe_structure"] == "((((((....))))))")
+    page.close()
