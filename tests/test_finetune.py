@@ -235,3 +235,44 @@ def test_genesis_encoder_frozen_and_full_modes_run_and_save(tmp_path):
         enc, head, info = load_finetuned(tmp_path / mode)
         assert isinstance(enc, GenesisRNAModel) and info["mode"] == mode
         assert (info["feature_norm"] is not None) == (mode == "frozen")
+
+
+# ------------------------------------------------------------------------------------------------ nRC
+NRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "classification" / "nrc"
+
+
+def test_kmer_features_by_hand():
+    from genesis_rna.eval_nrc import kmer_features
+
+    x = kmer_features(["AACN", "GG"], ks=(1, 2))
+    # k=1 columns A C G U; k=2 columns AA AC AG AU CA ... (16); frequencies over L-k+1 windows, N skipped
+    np.testing.assert_allclose(x[0, :4], [2 / 4, 1 / 4, 0, 0])
+    np.testing.assert_allclose(x[0, 4:6], [1 / 3, 1 / 3])
+    assert x[0, 6:].sum() == 0
+    np.testing.assert_allclose(x[1, :4], [0, 0, 1, 0])
+    assert x[1, 4 + 10] == 1.0 and x[1].sum() == 2.0  # GG = index 2*4+2
+
+
+def test_nrc_reader_labels_real_data():
+    if not NRC.is_dir():
+        pytest.skip("nRC data not available")
+    from genesis_rna.eval_nrc import read_nrc
+
+    ex = read_nrc(NRC / "test.fa")
+    assert len(ex) == 2600 and len({e.target for e in ex}) == 13
+    first = (NRC / "test.fa").read_text().splitlines()[0].split()
+    assert (ex[0].id, ex[0].target) == (first[0][1:], first[1])
+    assert set("".join(e.sequence for e in ex)) <= set("ACGUN")
+
+
+@pytest.mark.integration
+def test_nrc_kmer_probe_beats_chance_on_real_data():
+    if not NRC.is_dir():
+        pytest.skip("nRC data not available")
+    pytest.importorskip("sklearn")
+    from genesis_rna.eval_nrc import kmer_features, linear_probe, read_nrc
+
+    train, test = read_nrc(NRC / "train.fa")[::5], read_nrc(NRC / "test.fa")[::5]
+    res = linear_probe(kmer_features([e.sequence for e in train]), [e.target for e in train],
+                       kmer_features([e.sequence for e in test]), [e.target for e in test], cs=(0.1, 1.0), folds=3)
+    assert res["test_accuracy"] > 3 / 13  # chance is 1/13
