@@ -326,3 +326,23 @@ def test_summary_pools_families_over_folds(tmp_path):
     # mean over folds: fold 0 = (3 + 1) / 5 = 0.8, fold 1 = (0 + 1) / 3 = 1/3
     assert res["table"]["kfold"]["m"]["_mean_over_folds"]["f1"] == pytest.approx((0.8 + 1 / 3) / 2)
     assert "| m | 0.500 (n=4) | 0.750 (n=4) |" in (tmp_path / "results.md").read_text()
+
+
+def test_fold_cli_with_a_structure_model_directory(tmp_path, capsys):
+    from genesis_rna.structure_model import build_structure_model, save_structure_model
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(FASTA)
+    plain, hybrid = tmp_path / "plain", tmp_path / "hybrid"
+    save_structure_model(build_structure_model(None, channels=4, dilations=(1,)), plain)
+    save_structure_model(build_structure_model(None, channels=4, dilations=(1,), use_vienna=True), hybrid)
+    out = tmp_path / "out"
+    assert main(["fold", str(fa), "--model", str(plain), "--no-vienna", "-o", str(out), "-q"]) == 0
+    for stem in ("hairpin1", "tRNA_Phe"):
+        seq, pairs = _hand_ct(out / f"{stem}.ct")
+        bpp = np.load(out / f"{stem}.npy")
+        assert np.array_equal(bpp, bpp.T) and bpp.shape == (len(seq), len(seq))
+        assert all((seq[i], seq[j]) in CANON and j - i > 3 for i, j in pairs)
+    capsys.readouterr()
+    assert main(["fold", str(fa), "--model", str(hybrid), "--no-vienna", "-o", str(tmp_path / "o2"), "-q"]) == 2
+    assert "ViennaRNA prior" in capsys.readouterr().err
