@@ -370,7 +370,7 @@ def test_agent_tools_follow_the_openapi_schema(server):
         tools.call("no_such_tool", {})
 
 
-def test_cli_serve_starts_and_answers(tmp_path):
+def test_cli_serve_starts_and_answers():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "genesis_rna", "serve", "--random-init", "small", "--port", "0",
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -383,9 +383,16 @@ def test_cli_serve_starts_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    bad = subprocess.run([sys.executable, "-m", "genesis_rna", "serve", "--model", str(tmp_path / "missing")],
-                         capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing" in bad.stderr
+
+
+def test_cli_serve_bad_options_are_one_line_errors(capsys, tmp_path):
+    from genesis_rna.cli import main
+
+    for argv, words in ((["--max-length", "0"], "--max-length"), (["--queue", "-1"], "--queue"),
+                        (["--model", str(tmp_path / "missing")], "missing")):
+        assert main(["serve", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err
 
 
 # --------------------------------------------------------------------------------------------- fuzzing
