@@ -376,8 +376,8 @@ def optimize_mrna(
     Search: start from the most-frequent-codon CDS, ``sweeps`` greedy passes scored on a +-``window`` nt
     ViennaRNA window around each codon, then one simulated-annealing chain per candidate (``steps`` random
     synonymous swaps, default 4 per codon, temperature ``t_start`` -> ``t_end`` kcal/mol). Each candidate
-    (and the greedy start) is refolded at full length; the ``n`` with the lowest objective are returned, best
-    first. With ``lm_weight > 0`` and a ``model``, ``pool`` candidates (default 3n) are also scored by the
+    (and the greedy start and the most-frequent-codon CDS, so a design is never worse than that baseline on the
+    objective) is refolded at full length; the ``n`` with the lowest objective are returned, best first. With ``lm_weight > 0`` and a ``model``, ``pool`` candidates (default 3n) are also scored by the
     model's pseudo-log-likelihood and ranked by ``MFE + lam*cost - lm_weight*PLL``.
     Returns designs whose CDS translates to ``protein`` (checked before returning).
     """
