@@ -420,7 +420,7 @@ def structure_payload(rec_id: str, seq: str, partner: np.ndarray, bpp: np.ndarra
     out: dict[str, Any] = {
         "id": rec_id, "sequence": seq, "length": len(seq), "method": method,
         "structure": partners_to_dotbracket(partner), "partners": partner.tolist(),
-        "energy": energy, "layout": layout_xy(partners_to_dotbracket(partner)), "ct": texts["ct"],
+        "energy": None if energy is None else round(energy, 2), "layout": layout_xy(partners_to_dotbracket(partner)), "ct": texts["ct"],
         "dbn": texts["dbn"], "bpp_min_prob": min_prob, "bpp": [],
     }
     if bpp is not None:
@@ -597,7 +597,8 @@ def _install_routes(app: FastAPI, service: Service, work: WorkQueue) -> None:
         return await work.run(service.attention, req)
 
     @app.post("/fold", operation_id="fold", responses=_ERRORS,
-              summary="Secondary structure: MFE dot-bracket, pair probabilities, 2-D layout, CT and DBN text")
+              summary="Secondary structure (dot-bracket, partners, free energy), pair probabilities, 2-D layout, CT and "
+                      "DBN text")
     async def fold(req: FoldRequest) -> dict[str, Any]:
         return await work.run(service.fold, req)
 
