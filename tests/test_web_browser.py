@@ -144,6 +144,14 @@ def test_mutation_scan_from_the_page(browser, page_url):
     assert "36 variants scored" in page.inner_text("#mutation-status")
     rows = page.locator("#mutation-table tr").count()
     assert rows == 31  # header + top 30
+    assert page.eval_on_selector("#mutation-map", "c => [c.width, c.height, c.dataset.length]") == [12, 4, "12"]
+    # the wild-type base of each column stays white: G at positions 1-4, A at 5-8, C at 9-12
+    pixels = page.eval_on_selector(
+        "#mutation-map", "c => Array.from(c.getContext('2d').getImageData(0, 0, 12, 4).data)")
+    rgba = np.array(pixels).reshape(4, 12, 4)
+    for pos, base in enumerate("GGGGAAAACCCC"):
+        assert rgba["ACGU".index(base), pos, :3].tolist() == [255, 255, 255]
+        assert (rgba[["ACGU".index(b) for b in "ACGU" if b != base], pos, :3] < 255).any()
     page.close()
 
 

@@ -234,6 +234,28 @@ async function analyseSelected() {
   }
 }
 
+function drawMutationMap(scores, length) {
+  // rows A C G U x positions; single substitutions only; red = score > 0 (more like what the model expects)
+  const canvas = $("mutation-map");
+  const singles = scores.filter((s) => s.n_mutations === 1);
+  const max = Math.max(1e-9, ...singles.map((s) => Math.abs(s.score)));
+  canvas.width = length;
+  canvas.height = 4;
+  canvas.style.width = `${Math.min(720, Math.max(360, 4 * length))}px`;
+  canvas.style.height = "48px";
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, length, 4);
+  for (const s of singles) {
+    const m = /^([ACGU])(\d+)([ACGU])$/.exec(s.variant);
+    if (!m) continue;
+    const v = s.score / max, shade = Math.round(255 * (1 - Math.abs(v)));
+    ctx.fillStyle = v >= 0 ? `rgb(255,${shade},${shade})` : `rgb(${shade},${shade},255)`;
+    ctx.fillRect(Number(m[2]) - 1, "ACGU".indexOf(m[3]), 1, 1);
+  }
+  canvas.dataset.length = String(length);
+}
+
 async function runMutations() {
   const record = selectedRecord();
   if (!record) { setStatus("mutation-status", "analyse a sequence first", true); return; }
@@ -242,6 +264,7 @@ async function runMutations() {
   try {
     const data = await (await api("/score-mutations", { ...record, variants: lines.length ? lines : null })).json();
     state.mutations = data.scores;
+    drawMutationMap(data.scores, record.sequence.replace(/[\s.~-]/g, "").length);
     const top = [...data.scores].sort((a, b) => b.score - a.score).slice(0, 30);
     fillTable($("mutation-table"), top, ["variant", "score"]);
     setStatus("mutation-status", `${data.scores.length} variants scored (${data.method}); top 30 shown`);
