@@ -8,7 +8,8 @@ For each protein (human codon table, CDS + stop codon, no UTRs): the most-freque
 of N uniformly random synonymous CDSs, and ``genesis_rna.mrna.optimize_mrna`` at a few lambdas. Every design is
 measured the same way: ViennaRNA full-length MFE per nt, CAI (Sharp & Li), GC content, and CPU seconds. Goal of
 the issue: lower MFE than most-frequent-codon at a CAI no worse than 0.8 of its CAI.
-Writes benchmarks/results/mrna_design/{results.json,results.md}.
+Writes benchmarks/results/mrna_design/{results.json,results.md}; proteins measured by earlier runs (same organism)
+stay in the files unless --fresh, so the slow spike run adds its table to the others.
 """
 
 from __future__ import annotations
@@ -107,12 +108,13 @@ def run_protein(name: str, protein: str, usage: mrna.CodonUsage, lambdas: list[f
 
 def to_markdown(results: dict) -> str:
     lines = ["# mRNA design benchmark", "",
-             f"Command: `{results['command']}`  ", f"Machine: {results['machine']}; codon table: "
+             f"Last command: `{results['command']}`  ", f"Machine: {results['machine']}; codon table: "
              f"{results['organism']} (Kazusa, shipped); designs are CDS + stop, no UTRs; MFE by ViennaRNA "
              f"{results['vienna']} (full length); CPU s = process time of one design.", "",
              "Goal: lower MFE than the most-frequent-codon CDS at CAI >= 0.8 x its CAI (= 0.8).", ""]
     for name, block in results["proteins"].items():
         lines += [f"## {name}: {block['accession']} ({block['note']}), {block['length_aa']} aa", "",
+                  f"Command: `{block.get('command', results['command'])}`", "",
                   "| design | lambda | MFE (kcal/mol) | MFE/nt | CAI | GC | CPU s | goal |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in block["rows"]:
@@ -134,6 +136,7 @@ def main() -> None:
     parser.add_argument("--organism", default="human")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/mrna_design"))
+    parser.add_argument("--fresh", action="store_true", help="drop proteins of earlier runs from results.json")
     args = parser.parse_args()
     import RNA
 
@@ -146,8 +149,15 @@ def main() -> None:
     for name in args.proteins:
         accession, note, protein = table[name]
         rows = run_protein(name, protein, usage, args.lambdas, args.random, args.steps_per_codon, args.seed)
-        results["proteins"][name] = {"accession": accession, "note": note, "length_aa": len(protein), "rows": rows}
+        results["proteins"][name] = {"accession": accession, "note": note, "length_aa": len(protein), "rows": rows,
+                                     "command": results["command"]}
     out = Path(args.out)
+    previous = out / "results.json"
+    if previous.is_file() and not args.fresh:  # keep proteins measured by earlier runs (e.g. the slow full spike)
+        old = json.loads(previous.read_text())
+        if old.get("organism") == args.organism:
+            results["proteins"] = {**{k: v for k, v in old["proteins"].items() if k not in results["proteins"]},
+                                   **results["proteins"]}
     with atomic_write(out / "results.json") as fh:
         json.dump(results, fh, indent=1)
     with atomic_write(out / "results.md") as fh:
