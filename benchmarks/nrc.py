@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random-init", default=None, choices=("small", "base", "large"))
     p.add_argument("--name", default=None, help="row name (default: the model name)")
     p.add_argument("--no-finetune", action="store_true", help="skip the frozen MLP-head fine-tune")
+    p.add_argument("--no-probe", action="store_true", help="keep this model's stored probe row (e.g. for --full-epochs)")
     p.add_argument("--full-epochs", type=int, default=0, help="also fine-tune the encoder for N epochs (slow)")
     p.add_argument("--encoder-lr", type=float, default=5e-5)
     p.add_argument("--dtype", default="auto")
@@ -151,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         row = results.setdefault("models", {}).get(name, {})
         row["embed_cpu_seconds"] = row.get("embed_cpu_seconds", 0.0) if s1 + s2 == 0 else s1 + s2
         row["embed_nt"] = int(sum(len(e.sequence) for e in train + test))
-        row["probe"] = linear_probe(xtr, y_train, xte, y_test)
-        print(f"{name} probe: test accuracy {row['probe']['test_accuracy']:.4f}")
+        if not args.no_probe or "probe" not in row:
+            row["probe"] = linear_probe(xtr, y_train, xte, y_test)
+            print(f"{name} probe: test accuracy {row['probe']['test_accuracy']:.4f}")
         if not args.no_finetune:
             row["finetune_frozen"] = _finetune_run(model, name, "frozen", train, test, args, features=(xtr, xte))
             print(f"{name} frozen fine-tune: test accuracy {row['finetune_frozen']['test_accuracy']:.4f}")
@@ -161,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} full fine-tune: test accuracy {row['finetune_full']['test_accuracy']:.4f}")
         results["models"][name] = row
     command = "python benchmarks/nrc.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    latest = _load_json(results_path)  # another run may have added its model meanwhile: merge, do not clobber
+    if latest.get("n_train") == results["n_train"] and latest.get("n_test") == results["n_test"]:
+        for other, other_row in latest.get("models", {}).items():
+            if other != (name if args.model or args.random_init else None):
+                results.setdefault("models", {})[other] = other_row
+        results["commands"] = latest.get("commands", [])
     results["commands"] = sorted(set(results.get("commands", [])) | {command})
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(results_path) as fh:
