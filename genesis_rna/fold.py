@@ -196,8 +196,8 @@ def decode(prob: np.ndarray, sequence: str | None = None, *, threshold: float = 
 
 
 # ----------------------------------------------------------------------------------------------- predictors
-#: MEA threshold used on ViennaRNA's own probabilities (Vienna-only mode); see docs/structure.md.
-VIENNA_THRESHOLD = 0.3
+#: MEA threshold on ViennaRNA's own probabilities (Vienna-only mode): 1/(2 gamma) with gamma = 1, as RNAfold --MEA.
+VIENNA_THRESHOLD = 0.5
 
 
 class _Predictor:
