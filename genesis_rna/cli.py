@@ -387,6 +387,8 @@ def _run_score_mutations(args: argparse.Namespace) -> int:
         variants = [(str(v[0]), v) for v in saturation_variants(wt)]
     elif os.path.exists(args.variants):
         variants = read_variants(args.variants, wt)
+    elif any(c in args.variants for c in "./\\"):  # meant as a file name, not inline variants
+        raise GenesisRNAError(f"{args.variants}: no such variant file")
     else:
         variants = [(spec, parse_variant(spec, wt)) for spec in args.variants.split()]
         variants = [(":".join(str(s) for s in subs), subs) for _, subs in variants]
