@@ -9,15 +9,17 @@ Targets: ArchiveII structures (../shared/data/structure/archiveII_csv/ArchiveII.
 ``genesis_rna.structure.nested_subset``, duplicates and targets ViennaRNA cannot realise (a hairpin under 3 nt)
 dropped, then a seeded sample per length bin: short (<= 100 nt), medium (101-200), long (201-400).
 
-Both methods get the same per-target time budget, split evenly over ``--designs`` designs (random starts):
+Both methods get the same per-target CPU-time budget (CPU, not wall time: the machine is shared), split evenly
+over ``--designs`` designs (random starts); times reported are CPU seconds:
 - genesis-rna: ``genesis_rna.design.design_one`` (LM-proposed moves, annealing on ensemble defect / MFE distance);
 - RNAinverse: ``RNA.inverse_fold`` from uniform random starts, restarted until solved or out of time, in a
-  forked child killed at the deadline (the best sequence it reported so far counts).
+  forked child killed when its CPU time reaches the limit (the best sequence it reported so far counts).
 
 A design is solved when ``RNA.fold`` of the sequence gives the target (checked here for both methods). Reported per
 bin and method: solve rate (targets with at least one solved design), fraction of designs solved, mean wall time
 per target, diversity (mean pairwise Hamming distance / L between the solved designs of a target), GC content and,
-for the first solved design of each target, the LM's pseudo-log-likelihood per nucleotide (naturalness).
+for the first solved design of each target up to 200 nt, the LM's pseudo-log-likelihood per nucleotide
+(naturalness).
 Results: benchmarks/results/rna_design/results.json and results.md.
 """
 
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "structure" / "archiveII_csv" / "ArchiveII.csv"
 OUT = ROOT / "benchmarks" / "results" / "rna_design"
+PLL_MAX_LEN = 200  # naturalness costs L masked forwards per design: measured on short and medium targets only
 BINS = {"short": (1, 100), "medium": (101, 200), "long": (201, 400)}
 
 _MODEL = None  # per worker process
@@ -94,11 +97,20 @@ def _pll_per_nt(seq: str) -> float | None:
     return pseudo_log_likelihood(_MODEL, seq) / len(seq)
 
 
-def _run_ours(target: str, seed: int, time_limit: float, lm_weight: float) -> str:
+def _run_ours(target: str, seed: int, time_limit: float, lm_weight: float) -> tuple[str, float]:
+    """One design under a CPU-time limit; returns (sequence, CPU seconds)."""
     from genesis_rna.design import design_one
 
-    return design_one(target, model=_MODEL if lm_weight > 0 else None, seed=seed, time_limit=time_limit,
-                      max_iter=100000, lm_weight=lm_weight, naturalness=False).sequence
+    t0 = time.process_time()
+    d = design_one(target, model=_MODEL if lm_weight > 0 else None, seed=seed, time_limit=time_limit,
+                   max_iter=100000, lm_weight=lm_weight, naturalness=False, defect=False, clock=time.process_time)
+    return d.sequence, time.process_time() - t0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _inverse_restarts(target: str, seed: int, fd: int) -> None:
@@ -116,9 +128,10 @@ def _inverse_restarts(target: str, seed: int, fd: int) -> None:
                 out.flush()
 
 
-def _run_inverse(target: str, seed: int, time_limit: float) -> str:
-    """RNAinverse with random restarts under a hard wall-clock limit: it runs in a forked child that is killed at
-    the deadline (one inverse_fold call cannot be interrupted otherwise); the best sequence it reported wins."""
+def _run_inverse(target: str, seed: int, time_limit: float) -> tuple[str, float]:
+    """RNAinverse with random restarts under a hard CPU-time limit: it runs in a forked child that is killed when
+    its CPU time reaches the limit (one inverse_fold call cannot be interrupted otherwise); the best sequence it
+    reported wins. Returns (sequence, CPU seconds of the child)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -128,13 +141,16 @@ def _run_inverse(target: str, seed: int, time_limit: float) -> str:
         finally:
             os._exit(0)
     os.close(write_fd)
-    deadline = time.perf_counter() + time_limit
-    best, buffer = "", ""
+    best, buffer, used = "", "", 0.0
     with os.fdopen(read_fd) as reader:
-        while (remaining := deadline - time.perf_counter()) > 0:
-            ready, _, _ = select.select([reader], [], [], remaining)
-            if not ready:
+        while True:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                used = _cpu_seconds(pid)
+            if used >= time_limit:
                 break
+            ready, _, _ = select.select([reader], [], [], 0.05)
+            if not ready:
+                continue
             chunk = os.read(reader.fileno(), 1 << 16).decode()
             if not chunk:  # child finished (solved)
                 break
@@ -145,10 +161,11 @@ def _run_inverse(target: str, seed: int, time_limit: float) -> str:
                 best = lines[-2].split()[0]
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
+    used = usage.ru_utime + usage.ru_stime
     if not best:  # not even one inverse_fold call finished in time: the random start is what it has
         best = "".join(np.random.default_rng(seed).choice(list("ACGU"), len(target)))
-    return best
+    return best, used
 
 
 def run_target(job: tuple) -> dict:
@@ -157,22 +174,22 @@ def run_target(job: tuple) -> dict:
 
     item, method, n_designs, budget, seed, lm_weight, pll = job
     target = item["target"]
-    t0 = time.perf_counter()
-    seqs = []
+    seqs, elapsed = [], 0.0
     for k in range(n_designs):
         limit = budget / n_designs
         if method == "genesis-rna":
-            seqs.append(_run_ours(target, seed + k, limit, lm_weight))
+            seq, cpu = _run_ours(target, seed + k, limit, lm_weight)
         else:
-            seqs.append(_run_inverse(target, seed + k, limit))
-    elapsed = time.perf_counter() - t0
+            seq, cpu = _run_inverse(target, seed + k, limit)
+        seqs.append(seq)
+        elapsed += cpu
     solved = [RNA.fold(s)[0] == target for s in seqs]
     good = [s for s, ok in zip(seqs, solved, strict=True) if ok]
     dists = [np.mean([a != b for a, b in zip(x, y, strict=True)]) for x, y in itertools.combinations(good, 2)]
-    return {"id": item["id"], "bin": item["bin"], "length": item["length"], "method": method, "time_s": elapsed,
+    return {"id": item["id"], "bin": item["bin"], "length": item["length"], "method": method, "cpu_s": elapsed,
             "n_solved": sum(solved), "n_designs": n_designs, "diversity": float(np.mean(dists)) if dists else None,
             "gc": float(np.mean([(s.count("G") + s.count("C")) / len(s) for s in seqs])),
-            "pll_per_nt": _pll_per_nt(good[0]) if good and pll else None, "sequences": seqs}
+            "pll_per_nt": _pll_per_nt(good[0]) if good and pll and len(target) <= PLL_MAX_LEN else None, "sequences": seqs}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -188,8 +205,8 @@ def summarise(rows: list[dict]) -> dict:
                 "targets": len(sel), "mean_length": float(np.mean([r["length"] for r in sel])),
                 "solve_rate": float(np.mean([r["n_solved"] > 0 for r in sel])),
                 "designs_solved": float(np.sum([r["n_solved"] for r in sel]) / np.sum([r["n_designs"] for r in sel])),
-                "mean_time_s": float(np.mean([r["time_s"] for r in sel])),
-                "median_time_s": float(np.median([r["time_s"] for r in sel])),
+                "mean_cpu_s": float(np.mean([r["cpu_s"] for r in sel])),
+                "median_cpu_s": float(np.median([r["cpu_s"] for r in sel])),
                 "diversity": float(np.mean(div)) if div else None, "diversity_targets": len(div),
                 "gc": float(np.mean([r["gc"] for r in sel])),
                 "pll_per_nt": float(np.mean(pll)) if pll else None, "pll_targets": len(pll)}
@@ -200,16 +217,16 @@ def markdown(results: dict) -> str:
     s = results["summary"]
     lines = ["# RNA design on ArchiveII targets: genesis-rna design vs RNAinverse", "",
              f"Command: `{results['command']}`  ",
-             f"Machine: {results['machine']}. Budget {results['time_limit']} s per target and method, "
+             f"Machine: {results['machine']}. Budget {results['time_limit']} CPU s per target and method, "
              f"{results['designs']} designs per target. Model: {results['model']}.", "",
-             "| bin | method | targets | mean nt | solve rate | designs solved | mean s/target | median s | "
+             "| bin | method | targets | mean nt | solve rate | designs solved | mean CPU s/target | median CPU s | "
              "diversity (Hamming/L) | GC | PLL/nt |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, v in s.items():
         b, m = key.split("/", 1)
         div = "" if v["diversity"] is None else f"{v['diversity']:.3f}"
         pll = "" if v["pll_per_nt"] is None else f"{v['pll_per_nt']:.3f}"
         lines.append(f"| {b} | {m} | {v['targets']} | {v['mean_length']:.0f} | {v['solve_rate']:.3f} | "
-                     f"{v['designs_solved']:.3f} | {v['mean_time_s']:.2f} | {v['median_time_s']:.2f} | {div} | "
+                     f"{v['designs_solved']:.3f} | {v['mean_cpu_s']:.2f} | {v['median_cpu_s']:.2f} | {div} | "
                      f"{v['gc']:.3f} | {pll} |")
     lines += ["", "Solve rate: targets with at least one design whose RNA.fold MFE structure is the target. Diversity: "
               "mean over targets with >= 2 solved designs. PLL/nt: the LM's pseudo-log-likelihood per nucleotide of "
