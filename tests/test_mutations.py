@@ -151,3 +151,5 @@ def test_cli_scan_and_errors(tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "C3U" in err and "has A at position 3" in err
     assert not bad.exists()
+    assert main(["score-mutations", str(wt), str(tmp_path / "missing.txt"), "--random-init", "small"]) == 2
+    assert "no such variant file" in capsys.readouterr().err
