@@ -434,7 +434,7 @@ def test_schemathesis_fuzz_finds_no_server_errors(server):
 @pytest.mark.integration
 def test_schemathesis_fuzz_long(server):
     pytest.importorskip("schemathesis")
-    failures = fuzz_api(server.url, max_examples=300)
+    failures = fuzz_api(server.url, max_examples=150)
     assert failures == [], failures
     assert_healthy(server)
 
