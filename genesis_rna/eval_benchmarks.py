@@ -284,7 +284,7 @@ def run_archiveii(args: argparse.Namespace) -> dict:
                    "cpu_s": time.process_time() - c0, "info": res["info"], "scores": score(res["preds"], examples),
                    "options": {k: getattr(args, k) for k in ("max_train", "max_valid", "max_test", "epochs",
                                                             "steps_per_epoch", "max_train_len", "encoder", "seed",
-                                                            "fold_model")}}
+                                                            "fold_model", "bf16")}}
             with atomic_write(path) as fh:
                 json.dump(rec, fh, indent=1)
             print(f"{args.split} {name} {method}: F1 {rec['scores']['overall']['f1']:.3f} "
