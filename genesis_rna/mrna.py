@@ -482,6 +482,8 @@ def read_proteins(*, protein: str | None = None, cds: str | os.PathLike | None =
     if os.path.isfile(protein):
         return [(r.id, check_protein(r.sequence, record=r.id, path=protein))
                 for r in read_fasta(protein, normalise_sequences=False)]
+    if any(c in protein for c in "./\\"):  # meant as a file name: say so rather than "'.' is not an amino acid"
+        raise SequenceError("no such file (and not a protein sequence)", path=protein)
     return [("protein", check_protein(protein, record="protein"))]
 
 

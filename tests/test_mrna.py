@@ -90,6 +90,7 @@ def test_cli_writes_fasta_and_summary(tmp_path, capsys):
 @pytest.mark.parametrize(("kind", "text", "expected"), [
     ("protein", "MKT*AYI", "stop '*' in the middle"),
     ("protein", "MKTBAYI", "'B' is not one of the 20"),
+    ("protein", "missing/prots.fa", "missing/prots.fa: no such file"),
     ("cds", ">ok\nATGAAATAA\n>broken\nATGTAAAAAGGG\n", "record 'broken' position 4: stop codon UAA"),
     ("cds", ">short\nATGAAAAC\n", "record 'short': CDS length 8 is not a multiple of 3"),
     ("cds", ">prot\nMKTAYIAKQRQISFVK\n", "record 'prot'"),
