@@ -38,7 +38,13 @@ def __getattr__(name: str):
         value = getattr(module, name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:  # genesis_rna.pretrained.genesis_rna_small() without importing the submodule first
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'genesis_rna' has no attribute {name!r}")
+
+
+_SUBMODULES = {"pretrained", "inference", "structure", "io", "data", "training", "fold", "mutations", "design",
+               "mrna", "config", "model", "heads", "losses", "tokenization"}
 
 
 def __dir__() -> list[str]:
