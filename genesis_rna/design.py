@@ -167,20 +167,36 @@ def _lm_logp(options: list[str], logp: np.ndarray) -> np.ndarray:
 
 
 class _Proposer:
-    """Draws new letters for sites from ``prior * p_LM^lm_weight``; the LM part is one batched forward."""
+    """Draws new letters for sites from ``prior * p_LM^lm_weight``; the LM part is one batched forward.
 
-    def __init__(self, model, lm_weight: float, rng: np.random.Generator, device: str, dtype: str) -> None:
+    A site's masked marginals change little when some other site mutates, and the forward costs more than the
+    ViennaRNA evaluations, so they are cached per site and recomputed once ``refresh`` moves have been accepted
+    since (``refresh=1``: always fresh).
+    """
+
+    def __init__(self, model, lm_weight: float, rng: np.random.Generator, device: str, dtype: str,
+                 refresh: int = 8) -> None:
         self.model = model if lm_weight > 0 else None
         self.lm_weight = lm_weight
         self.rng = rng
         self.device, self.dtype = device, dtype
+        self.refresh = refresh
+        self.accepted = 0
+        self.cache: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
 
     def lm(self, seq: str, groups: Sequence[Sequence[int]]) -> list[np.ndarray | None]:
         if self.model is None:
             return [None] * len(groups)
         from .mutations import masked_log_probs
 
-        return masked_log_probs(self.model, [(seq, list(g)) for g in groups], device=self.device, dtype=self.dtype)
+        keys = [tuple(g) for g in groups]
+        todo = [k for k in dict.fromkeys(keys)
+                if k not in self.cache or self.accepted - self.cache[k][1] >= self.refresh]
+        if todo:
+            fresh = masked_log_probs(self.model, [(seq, list(k)) for k in todo], device=self.device,
+                                     dtype=self.dtype)
+            self.cache.update({k: (v, self.accepted) for k, v in zip(todo, fresh, strict=True)})
+        return [self.cache[k][0] for k in keys]
 
     def draw(self, options: list[str], prior: np.ndarray, logp: np.ndarray | None) -> str:
         logq = np.log(prior)
@@ -261,6 +277,7 @@ def design_one(
         temperature = temperature0 * max(1e-3, 1.0 - iteration / max_iter)
         if c_ss == target or c_cost <= cost or rng.random() < math.exp(-(c_cost - cost) / temperature):
             seq, cost, ss, badness = c_seq, c_cost, c_ss, c_bad
+            proposer.accepted += 1
             if cost < best[0] or ss == target:
                 best = (cost, "".join(seq), ss)
     final = "".join(seq) if ss == target else best[1]

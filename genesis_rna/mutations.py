@@ -202,6 +202,15 @@ def _window(length: int, positions: Sequence[int], window: int) -> tuple[int, in
     return start, start + window
 
 
+def _ready(model: torch.nn.Module, dev: torch.device) -> None:
+    """Eval mode on ``dev``; skipped when already so (``.to`` walks every parameter: costly in inner loops)."""
+    if model.training:
+        model.eval()
+    param = next(model.parameters(), None)
+    if param is not None and param.device != dev:
+        model.to(dev)
+
+
 def masked_log_probs(
     model: torch.nn.Module,
     items: Sequence[tuple[str, Sequence[int]]],
@@ -230,7 +239,7 @@ def masked_log_probs(
             ids[r] = MASK_ID
         encoded.append((ids, rows))
     out: list[np.ndarray | None] = [None] * len(items)
-    model.eval().to(dev)
+    _ready(model, dev)
     for batch in token_budget_batches([len(e[0]) for e in encoded], tokens_per_batch):
         width = max(len(encoded[i][0]) for i in batch)
         ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
@@ -261,7 +270,7 @@ def unmasked_log_probs(model: torch.nn.Module, sequence: str, *, device: str | t
     spans = window_spans(len(sequence), model.config.max_len - 2)
     owner = window_owner(len(sequence), spans)
     out = np.zeros((len(sequence), 4), dtype=np.float32)
-    model.eval().to(dev)
+    _ready(model, dev)
     for k, (s, e) in enumerate(spans):
         ids = torch.tensor([[CLS_ID] + [NUCLEOTIDE_IDS[c] for c in sequence[s:e]] + [SEP_ID]], device=dev)
         with torch.no_grad(), autocast_context(dev, cdtype):
