@@ -32,8 +32,9 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,9 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
+from rbp_binding import machine  # noqa: E402
+
 from genesis_rna._fileutil import atomic_write  # noqa: E402
 from genesis_rna.finetune_data import ColumnSpec, Example, assign_splits, load_examples  # noqa: E402
-from rbp_binding import machine  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "downstream" / "openvaccine" / "train.jsonl.gz"
 OUT = ROOT / "benchmarks" / "results" / "openvaccine"

@@ -18,6 +18,7 @@ pytest.importorskip("sklearn")
 
 import openvaccine  # noqa: E402
 import rbp_binding  # noqa: E402
+
 from genesis_rna.finetune_data import Example  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "downstream"
