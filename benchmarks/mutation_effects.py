@@ -148,7 +148,8 @@ def lm_features(model, data: dict, batch: int = 256) -> dict[str, np.ndarray]:
             "wt_site": np.stack(wt_sites)}
 
 
-def train_effect_head(feats: dict, y: np.ndarray, split: np.ndarray, seed: int = 0, epochs: int = 60) -> dict:
+def train_effect_head(feats: dict, y: np.ndarray, split: np.ndarray, seed: int = 0, epochs: int = 80,
+                      patience: int = 15) -> dict:
     """MutationEffectHead (site features, antisymmetric) on frozen features; best epoch by valid Spearman.
 
     The head pools ``[B, T, d]`` rows itself; frozen features are handed to it as two rows per sequence (row 0 the
@@ -159,8 +160,14 @@ def train_effect_head(feats: dict, y: np.ndarray, split: np.ndarray, seed: int =
 
     torch.manual_seed(seed)
     n, d = feats["mean"].shape
-    wt = torch.tensor(np.stack([np.broadcast_to(feats["wt_mean"], (n, d)), feats["wt_site"]], 1), dtype=torch.float32)
-    mut = torch.tensor(np.stack([feats["mean"], feats["site"]], 1), dtype=torch.float32)
+    wt = np.stack([np.broadcast_to(feats["wt_mean"], (n, d)), feats["wt_site"]], 1)
+    mut = np.stack([feats["mean"], feats["site"]], 1)
+    # one affine map per feature dimension, fitted on the train mutants and applied to wild type and mutant alike
+    # (keeps the head's antisymmetry); frozen LM features have arbitrary scale
+    ref = mut[split == "train"].reshape(-1, d)
+    mu, sd = ref.mean(0), ref.std(0) + 1e-6
+    wt = torch.tensor((wt - mu) / sd, dtype=torch.float32)
+    mut = torch.tensor((mut - mu) / sd, dtype=torch.float32)
     whole = torch.tensor([[True, False]]).expand(n, 2)
     site = torch.tensor([[False, True]]).expand(n, 2)
     target = torch.tensor((y - y[split == "train"].mean()) / y[split == "train"].std(), dtype=torch.float32)
@@ -184,11 +191,13 @@ def train_effect_head(feats: dict, y: np.ndarray, split: np.ndarray, seed: int =
         r = rho(pred[split == "valid"], y[split == "valid"])
         if r > best[0]:
             best = (r, pred, epoch + 1)
+        elif epoch + 1 - best[2] >= patience:
+            break
     te = split == "test"
     return {"valid_spearman": best[0], "test_spearman": rho(best[1][te], y[te]), "epochs": best[2]}
 
 
-def evaluate_model(spec: str, data: dict, baselines: dict) -> dict:
+def evaluate_model(spec: str, data: dict, baselines: dict, cache_dir: str | None = None) -> dict:
     from genesis_rna.mutations import score_variants
 
     y, split = data["fitness"], data["split"]
@@ -203,7 +212,15 @@ def evaluate_model(spec: str, data: dict, baselines: dict) -> dict:
         if method == "masked-marginal":
             zero = scores
     t0 = time.process_time()
-    feats = lm_features(model, data)
+    cache = Path(cache_dir) / (spec.strip("/").replace("/", "_") + ".npz") if cache_dir else None
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            feats = {k: z[k] for k in z.files}
+    else:
+        feats = lm_features(model, data)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, **feats)
     out["feature_cpu_s"] = time.process_time() - t0
     x_lm = np.concatenate([feats["mean"] - feats["wt_mean"], feats["site"], feats["site"] - feats["wt_site"],
                            zero[:, None]], axis=1)
@@ -250,6 +267,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", nargs="+", default=["genesis-rna-small"],
                    help="model directories or shipped names; 'random:small' for a random-init baseline")
     p.add_argument("--output", default=str(OUT))
+    p.add_argument("--cache", default=None, help="directory to keep frozen LM features in (reused when present)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     data = load_data()
@@ -263,17 +281,17 @@ def main(argv=None) -> int:
     baselines["ridge_onehot"] = {k: v for k, v in ridge_fit_eval(x_oh, y, split).items() if k != "test_pred"}
     print(json.dumps(baselines, indent=1), flush=True)
     models = []
-    for spec in args.model:
-        res = evaluate_model(spec, data, {"onehot_x": x_oh})
-        print(json.dumps(res, indent=1), flush=True)
-        models.append(res)
     results = {"command": "python benchmarks/mutation_effects.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread",
                "n_variants": len(y), "n_test": int(te.sum()), "baselines": baselines, "models": models}
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out / "results.md").write_text(markdown(results))
+    for spec in args.model:  # results are rewritten after each model, so a long run keeps what it has
+        res = evaluate_model(spec, data, {"onehot_x": x_oh}, args.cache)
+        print(json.dumps(res, indent=1), flush=True)
+        models.append(res)
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        (out / "results.md").write_text(markdown(results))
     print(markdown(results))
     return 0
 
