@@ -249,7 +249,7 @@ def test_fold_cli_vienna_outputs_read_back(tmp_path, capsys):
     seq, pairs = _hand_ct(out / "hairpin1.ct")
     assert pairs == _dbn_pairs(RNA.fold(seq)[0])
     bpp = np.load(out / "hairpin1.npy")
-    assert {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(bpp > 0.5)))} <= set(pairs)
+    assert {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(bpp > 0.5)), strict=True)} <= set(pairs)
 
 
 def test_fold_cli_formats_and_pseudoknot_flag(tmp_path):

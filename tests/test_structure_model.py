@@ -160,7 +160,7 @@ def test_archiveii_loader_agrees_with_dotbracket_column():
                 assert np.array_equal(ex[row["id"]].partner, dotbracket_to_partners(row["structure"]))
     folds = load_split(DATA / "structure/archiveII_csv", "famfold")
     assert len(folds) == 9
-    for name, parts in folds.items():  # the held-out family is absent from train and valid
+    for parts in folds.values():  # the held-out family is absent from train and valid
         fam = {ex[i].family for i in parts["test"]}
         assert len(fam) == 1
         assert not fam & {ex[i].family for i in parts["train"] + parts["valid"]}
