@@ -281,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     results.update({"model": None if args.no_model else args.model, "machine": machine()})
     t0, c0 = time.perf_counter(), time.process_time()
     for protein in args.proteins:
-        results.setdefault("proteins", {})[protein] = run_protein(protein, model, args.model, args)
+        old = results.setdefault("proteins", {}).get(protein, {})
+        new = run_protein(protein, model, args.model, args)
+        if old.get("n_test") != new["n_test"] or old.get("n_train_sub") != new["n_train_sub"]:
+            old = {}  # another test/train subsample: rows are not comparable, start this protein afresh
+        results["proteins"][protein] = {**old, **new}  # e.g. a --no-kmer-full rerun keeps the stored k-mer row
         results["commands"] = sorted(set(results.get("commands", [])) | {command})
         out.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as fh:
