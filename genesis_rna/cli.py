@@ -131,11 +131,12 @@ def _add_models(sub) -> None:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from .pretrained import WEIGHTS_DIR, available_models
+    from .pretrained import WEIGHTS_DIR, available_models, model_type
 
     names = available_models()
     for name in names:
-        print(f"{name}\t{WEIGHTS_DIR / name}")
+        kind = "structure model (fold)" if model_type(WEIGHTS_DIR / name) == "genesis-rna-fold" else "encoder"
+        print(f"{name}\t{kind}\t{WEIGHTS_DIR / name}")
     if not names:
         print("no shipped models in this installation yet; train one with `genesis-rna pretrain`")
     return 0

@@ -51,9 +51,27 @@ def load(name_or_dir: str | os.PathLike = DEFAULT_MODEL, *, device: str = "cpu",
     from .tokenization import RNATokenizer
 
     directory = resolve_model_dir(name_or_dir)
+    _refuse_structure_model(directory)
     model = GenesisRNAModel.from_pretrained(directory, device=device, dtype=dtype or torch.float32)
     model.eval()
     return model, RNATokenizer.from_pretrained(directory)
+
+
+def model_type(directory: str | os.PathLike) -> str:
+    """``genesis-rna-fold`` for a structure model directory, else ``genesis-rna`` (an encoder)."""
+    import json
+
+    try:
+        return str(json.loads((Path(directory) / "config.json").read_text()).get("model_type", "genesis-rna"))
+    except (OSError, ValueError):
+        return "genesis-rna"
+
+
+def _refuse_structure_model(directory: Path) -> None:
+    if model_type(directory) == "genesis-rna-fold":
+        raise CheckpointError(f"{directory} is a structure model (use it with `genesis-rna fold --model`), "
+                              "not an encoder; encoders: " + ", ".join(
+                                  n for n in available_models() if model_type(WEIGHTS_DIR / n) != "genesis-rna-fold"))
 
 
 def genesis_rna_small(*, device: str = "cpu"):
