@@ -591,11 +591,12 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ main
-SUBCOMMANDS: list[Callable] = [_add_embed, _add_pretrain, _add_preprocess, _add_models, _add_convert, _add_score_mutations, _add_design]
-SUBCOMMANDS.append(_add_optimize_mrna)
-SUBCOMMANDS += [_add_serve]  # REST API + web page: docs/serve.md
-SUBCOMMANDS += [_add_fold, _add_evaluate]  # structure: docs/structure.md
-SUBCOMMANDS += [_add_finetune, _add_predict]  # fine-tuning: docs/finetune.md
+# In the order `genesis-rna --help` lists them: the everyday commands first, training and tooling after.
+SUBCOMMANDS: list[Callable] = [
+    _add_embed, _add_fold, _add_score_mutations, _add_design, _add_optimize_mrna,  # inference
+    _add_finetune, _add_predict, _add_evaluate,                                     # downstream
+    _add_pretrain, _add_preprocess, _add_convert, _add_models, _add_serve,           # training and tools
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
