@@ -157,7 +157,9 @@ def _add_pretrain(sub) -> None:
 def _run_pretrain(args: argparse.Namespace) -> int:
     from . import train_pretrain
 
-    result = train_pretrain.run_from_args(args, sys.argv[1:])
+    argv = sys.argv[1:]
+    argv = argv[1:] if argv[:1] == ["pretrain"] else argv  # run_info's command already says "genesis-rna pretrain"
+    result = train_pretrain.run_from_args(args, argv)
     if int(os.environ.get("RANK", "0")) == 0:
         print(train_pretrain.summary(result))
     return 0

@@ -461,3 +461,18 @@ def test_small_model_learns_on_held_out_rfam_families(tmp_path):
     assert 1.2 < entropy <= math.log(4) + 1e-9
     assert result.last_eval["val_mlm_loss"] < entropy - 0.02, (result.last_eval, entropy)
     assert result.last_eval["val_struct_acc"] > 0.3
+
+
+def test_pretrain_cli_records_its_command_once(tmp_path, monkeypatch):
+    """run_info.json's command is what the user typed: `genesis-rna pretrain ARGS`, the subcommand not doubled."""
+    import json
+
+    from genesis_rna.cli import main
+
+    args = ["pretrain", "--use_dummy_data", "--output_dir", str(tmp_path / "r"), "--max_steps", "1",
+            "--max_seq_len", "32", "--batch_size", "2", "--precision", "fp32", "--device", "cpu", "--quiet",
+            "--eval_every", "0"]
+    monkeypatch.setattr(sys, "argv", ["genesis-rna", *args])
+    assert main(args) == 0
+    command = json.loads((tmp_path / "r" / "run_info.json").read_text())["command"]
+    assert command.startswith("genesis-rna pretrain --use_dummy_data ") and "pretrain pretrain" not in command
