@@ -101,6 +101,7 @@ def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str
     import RNA
 
     from ._fileutil import atomic_path
+    from .structure_model import vienna_partition
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -108,11 +109,8 @@ def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str
     for k, rid in enumerate(todo):
         seq = examples[rid].sequence
         t0 = time.process_time()
-        fc = RNA.fold_compound(seq, RNA.md())
-        ss, mfe = fc.mfe()
-        fc.exp_params_rescale(mfe)
-        fc.pf()
-        bpp = np.array(fc.bpp(), dtype=np.float32)[1:, 1:]
+        fc, ss, _, bpp = vienna_partition(seq)
+        bpp = bpp.astype(np.float32)
         mea_ss, _ = fc.MEA(1.0)
         i, j = np.nonzero(np.triu(bpp, 1) > 1e-4)
         with atomic_path(cache / f"{_safe(rid)}.npz", suffix=".npz") as tmp:

@@ -347,16 +347,11 @@ def _jsonable(value: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ folding
 def fold_vienna(seq: str) -> tuple[np.ndarray, np.ndarray, float]:
     """ViennaRNA MFE structure (partner array), base-pair probabilities (L x L, symmetric) and MFE (kcal/mol)."""
-    import RNA
-
     from .structure import dotbracket_to_partners
+    from .structure_model import vienna_partition
 
-    fc = RNA.fold_compound(seq)
-    structure, mfe = fc.mfe()
-    fc.exp_params_rescale(mfe)
-    fc.pf()
-    upper = np.array(fc.bpp(), dtype=np.float64)[1:, 1:]
-    return dotbracket_to_partners(structure), upper + upper.T, float(mfe)
+    _, structure, mfe, bpp = vienna_partition(seq)
+    return dotbracket_to_partners(structure), bpp, mfe
 
 
 def load_fold_predictor(fold_model: str | None = None):

@@ -48,7 +48,7 @@ from torch import nn
 from .errors import CheckpointError, ConfigError
 
 __all__ = [
-    "StructureModelConfig", "StructureModel", "PairExample", "vienna_prior", "build_structure_model",
+    "StructureModelConfig", "StructureModel", "PairExample", "vienna_partition", "vienna_prior", "build_structure_model",
     "load_structure_model", "train_structure_model", "predict_proba", "rfam_training_examples",
     "STRUCTURE_MODEL_TYPE",
 ]
@@ -58,31 +58,39 @@ _NUC_INDEX = {"A": 0, "C": 1, "G": 2, "U": 3}
 
 
 # ----------------------------------------------------------------------------------------------- ViennaRNA
-def vienna_prior(sequence: str) -> tuple[np.ndarray, np.ndarray]:
-    """ViennaRNA base-pair probabilities and MFE pair indicator, both float32 L x L symmetric.
+def vienna_partition(sequence: str):
+    """ViennaRNA on one sequence: ``(fold_compound, mfe_structure, mfe_kcal, bpp)``, ``bpp`` float64 L x L symmetric.
 
     Default RNAfold energy parameters at 37 C; the partition function is rescaled from the MFE so long
-    sequences do not overflow.
+    sequences do not overflow. The fold compound is returned for further queries (MEA, energies). The one place
+    where the project runs the partition function: the structure model's prior, the ArchiveII cache and the
+    server's fallback all use it.
     """
     try:
         import RNA
     except ImportError as err:  # pragma: no cover - ViennaRNA is a dependency
         raise ConfigError("ViennaRNA (import RNA) is not installed; install the ViennaRNA Python package or "
                           "use a model without the Vienna prior (--no-vienna)") from err
-    seq = sequence.upper().replace("T", "U")
-    n = len(seq)
-    fc = RNA.fold_compound(seq, RNA.md())
+    fc = RNA.fold_compound(sequence, RNA.md())
     structure, mfe = fc.mfe()
     fc.exp_params_rescale(mfe)
     fc.pf()
-    bpp = np.array(fc.bpp(), dtype=np.float32)[1:, 1:]
-    bpp = np.triu(bpp, 1)
-    bpp = bpp + bpp.T
+    upper = np.triu(np.array(fc.bpp(), dtype=np.float64)[1:, 1:], 1)
+    return fc, structure, float(mfe), upper + upper.T
+
+
+def vienna_prior(sequence: str) -> tuple[np.ndarray, np.ndarray]:
+    """ViennaRNA base-pair probabilities and MFE pair indicator, both float32 L x L symmetric."""
+    import RNA
+
+    seq = sequence.upper().replace("T", "U")
+    n = len(seq)
+    _, structure, _, bpp = vienna_partition(seq)
     mfe_mat = np.zeros((n, n), dtype=np.float32)
     pt = np.array(RNA.ptable(structure), dtype=np.int64)[1:] - 1
     i = np.flatnonzero(pt >= 0)
     mfe_mat[i, pt[i]] = 1.0
-    return bpp, mfe_mat
+    return bpp.astype(np.float32), mfe_mat
 
 
 # ----------------------------------------------------------------------------------------------- config
