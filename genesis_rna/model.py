@@ -72,7 +72,7 @@ class RotaryEmbedding(nn.Module):
         self.head_dim = head_dim
         self.max_len = max_len
         self.base = float(base)
-        self._cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _table(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         key = (device, dtype)
@@ -98,6 +98,29 @@ class RotaryEmbedding(nn.Module):
         else:
             cos, sin = cos[positions].unsqueeze(1), sin[positions].unsqueeze(1)  # [B, 1, T, head_dim]
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+    def rotate_stacked(self, qk: torch.Tensor) -> torch.Tensor:
+        """Rotate queries and keys stacked as ``qk [2, B, H, T, head_dim]`` in three kernels instead of twelve.
+
+        Same function as :meth:`forward` without ``positions``: ``rotate_half(x) * sin`` is written as the two
+        halves swapped times a sign-folded sine table, and the final multiply-add is one ``addcmul``. Inference
+        is bound by memory traffic on these small tensors, so fewer passes are what saves time.
+        """
+        length, half = qk.shape[-2], self.head_dim // 2
+        cos, signed_sin = self._signed_table(qk.device, qk.dtype)
+        cos, signed_sin = cos[:length], signed_sin[:length]
+        swapped = torch.cat((qk[..., half:], qk[..., :half]), dim=-1)
+        return torch.addcmul(qk * cos, swapped, signed_sin)
+
+    def _signed_table(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, sin with its first half negated)``: ``rotate_half(x) * sin == swap_halves(x) * signed_sin``."""
+        key = ("signed", device, dtype)
+        if key not in self._cache:
+            cos, sin = self._table(device, dtype)
+            half = self.head_dim // 2
+            with torch.inference_mode(False), torch.no_grad():
+                self._cache[key] = (cos, torch.cat((-sin[:, :half], sin[:, half:]), dim=-1))
+        return self._cache[key]
 
 
 def sinusoidal_table(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
@@ -206,6 +229,9 @@ class MultiHeadSelfAttention(nn.Module):
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, length, _ = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.rotary is not None and positions is None:
+            q, k = self.rotary.rotate_stacked(qkv[:2]).unbind(0)
+            return q, k, qkv[2]
         q, k, v = qkv.unbind(0)  # each [B, H, T, head_dim]
         if self.rotary is not None:
             q, k = self.rotary(q, k, positions)
@@ -253,13 +279,16 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc_in(x)
+        # Without autograd the activation overwrites fc_in's output: the widest tensor of the block is then
+        # allocated (and its fresh pages faulted in) once instead of twice, which is ~5-10% of a CPU forward.
+        inplace = not h.requires_grad
         if self.activation == "swiglu":
             gate, value = h.chunk(2, dim=-1)
-            h = F.silu(gate) * value
+            h = F.silu(gate, inplace=inplace).mul_(value) if inplace else F.silu(gate) * value
         elif self.activation == "gelu":
-            h = F.gelu(h)
+            h = torch.ops.aten.gelu_(h) if inplace else F.gelu(h)
         else:
-            h = F.relu(h)
+            h = F.relu(h, inplace=inplace)
         return self.fc_out(self.dropout(h))
 
 

@@ -155,6 +155,35 @@ def test_rotary_dot_product_depends_only_on_offset() -> None:
     torch.testing.assert_close(dots[0, 0], (q0 @ k0).double(), atol=1e-5, rtol=1e-5)  # position 0 is no rotation
 
 
+def test_stacked_rotary_is_the_rotation_matrix() -> None:
+    """The three-kernel stacked rotation equals an explicit 2x2 rotation of channel pairs (i, i + dim/2)."""
+    torch.manual_seed(4)
+    dim, length = 8, 11
+    rotary = RotaryEmbedding(dim, max_len=32)
+    qk = torch.randn(2, 3, 2, length, dim, dtype=torch.float64)
+    out = rotary.rotate_stacked(qk.float()).double()
+    half = dim // 2
+    inv_freq = 1.0 / 10000 ** (torch.arange(half, dtype=torch.float64) * 2 / dim)
+    angle = torch.arange(length, dtype=torch.float64)[:, None] * inv_freq  # [T, half]
+    x1, x2 = qk[..., :half], qk[..., half:]
+    expected = torch.cat((x1 * angle.cos() - x2 * angle.sin(), x2 * angle.cos() + x1 * angle.sin()), dim=-1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    q, k = rotary(qk[0].float(), qk[1].float())  # and the per-tensor path agrees
+    torch.testing.assert_close(torch.stack((q, k)).double(), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu"])
+def test_inference_feedforward_matches_autograd_path(activation: str) -> None:
+    """The in-place activation used without autograd computes what the differentiable path computes."""
+    model = tiny_model(activation=activation).eval()
+    ids, mask = random_batch([6, 15, 9], seed=5)
+    with_grad = model(ids, mask, repr_layers=[2])["representations"][2]
+    assert with_grad.requires_grad
+    with torch.inference_mode():
+        without = model(ids, mask, repr_layers=[2])["representations"][2]
+    torch.testing.assert_close(without, with_grad.detach(), atol=0, rtol=0)
+
+
 def test_sinusoidal_table_matches_formula() -> None:
     table = sinusoidal_table(7, 6)
     pos, i = 5, 2
