@@ -232,27 +232,13 @@ def _nrc(path: Path, limit: int):
     return [(r.id, r.sequence) for r in recs], [r.description.split()[-1] for r in recs]
 
 
-def kmer_features(seqs: list[str], ks=(1, 2, 3, 4)) -> np.ndarray:
-    from itertools import product
-
-    cols = {"".join(p): i for i, p in enumerate(q for k in ks for q in product("ACGU", repeat=k))}
-    x = np.zeros((len(seqs), len(cols)))
-    for r, s in enumerate(seqs):
-        for k in ks:
-            for i in range(len(s) - k + 1):
-                c = cols.get(s[i:i + k])
-                if c is not None:
-                    x[r, c] += 1
-        x[r] /= max(1, len(s))
-    return x
-
-
 def nrc_probe(model, limit: int) -> dict:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Logistic-regression probes on nRC, each with its L2 strength chosen by 5-fold CV on train (same grid).
 
+    The k-mer baseline and the embeddings go through the same :func:`genesis_rna.eval_nrc.linear_probe`, so
+    neither side gets a better-tuned classifier than the other.
+    """
+    from genesis_rna.eval_nrc import kmer_features, linear_probe
     from genesis_rna.inference import embed_sequences
 
     train, y_train = _nrc(NRC / "train.fa", limit)
@@ -272,11 +258,9 @@ def nrc_probe(model, limit: int) -> dict:
                            ("genesis_rna_mean_embedding_all_layers", etr["all"], ete["all"]),
                            ("kmer_counts_k1-4", kmer_features([s for _, s in train]),
                             kmer_features([s for _, s in test]))):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-        cv = cross_val_score(clf, xtr, y_train, cv=5)
-        clf.fit(xtr, y_train)
-        out[name] = {"cv5_acc": float(cv.mean()), "cv5_sd": float(cv.std()),
-                     "test_acc": float((clf.predict(xte) == np.asarray(y_test)).mean())}
+        probe = linear_probe(xtr, y_train, xte, y_test)
+        out[name] = {"cv5_acc": probe["cv_accuracy"], "test_acc": probe["test_accuracy"],
+                     "test_macro_f1": probe["test_macro_f1"], "C": probe["C"]}
     out["n_train"], out["n_test"] = len(train), len(test)
     return out
 
@@ -285,10 +269,20 @@ def nrc_probe(model, limit: int) -> dict:
 
 def markdown(r: dict) -> str:
     """The model card's tables, each number beside its baseline."""
-    m, b = r["model_mlm"], r["baselines_mlm"]
     lines = [f"Model `{r['model']}`, store `{r['store']}`, split `{r['split']}` ({r['n_records']} records of "
-             f"families never seen in training), {r['seconds']:.0f} s.", "",
-             "| masked nucleotides | accuracy | loss (nats) | perplexity |", "|---|---|---|---|",
+             f"families never seen in training), {r['seconds']:.0f} s.", ""]
+    if "model_mlm" in r:
+        lines += _mlm_lines(r)
+    if "pairs" in r:
+        lines += _pair_lines(r["pairs"])
+    if "nrc" in r:
+        lines += _nrc_lines(r["nrc"])
+    return "\n".join(lines) + "\n"
+
+
+def _mlm_lines(r: dict) -> list[str]:
+    m, b = r["model_mlm"], r["baselines_mlm"]
+    lines = ["| masked nucleotides | accuracy | loss (nats) | perplexity |", "|---|---|---|---|",
              f"| genesis-rna | {m['val_mlm_acc']:.3f} | {m['val_mlm_loss']:.3f} | {math.exp(m['val_mlm_loss']):.3f} |"]
     for name, label in (("unigram", "unigram (train composition)"),
                         ("3mer", "3-mer context (sees both unmasked neighbours)")):
@@ -296,28 +290,61 @@ def markdown(r: dict) -> str:
                      f"{b[name]['perplexity']:.3f} |")
     lines += ["", "| structure context (5 labels) | accuracy |", "|---|---|",
               f"| genesis-rna structure head | {m.get('val_struct_acc', float('nan')):.3f} |",
-              f"| majority label | {r['structure_majority_acc']:.3f} |"]
-    p = r["pairs"]
-    lines += ["", f"| zero-shot base pairs ({p['n_test']} held-out sequences with Rfam structures) | mean F1 | "
-              "pair budget (x L) |", "|---|---|---|"]
+              f"| majority label | {r['structure_majority_acc']:.3f} |", ""]
+    return lines
+
+
+def _pair_lines(p: dict) -> list[str]:
+    lines = [f"| zero-shot base pairs ({p['n_test']} held-out sequences with Rfam structures) | mean F1 | "
+             "pair budget (x L) |", "|---|---|---|"]
     for key, label in (("pair_head", "pair head"), ("attention_probe", "attention-map probe, trained model"),
                        ("attention_probe_random_init", "attention-map probe, random-init model")):
         if key in p:
             lines.append(f"| {label} | {p[key]['f1']:.3f} | {p[key]['pair_fraction']} |")
     lines.append(f"| ViennaRNA MFE | {p['viennarna_mfe']['f1']:.3f} | - |")
-    if "nrc" in r:
-        n = r["nrc"]
-        lines += ["", f"| nRC 13 classes, logistic-regression probe ({n['n_train']} train / {n['n_test']} test) | "
-                  "5-fold CV on train | test |", "|---|---|---|"]
-        for key, label in (("genesis_rna_mean_embedding", "frozen mean embedding (last layer)"),
-                           ("genesis_rna_mean_embedding_all_layers", "frozen mean embeddings, all layers concatenated"),
-                           ("kmer_counts_k1-4", "k-mer counts, k = 1..4")):
-            lines.append(f"| {label} | {n[key]['cv5_acc']:.3f} +- {n[key]['cv5_sd']:.3f} | "
-                         f"{n[key]['test_acc']:.3f} |")
-    return "\n".join(lines) + "\n"
+    return lines + [""]
+
+
+def _nrc_lines(n: dict) -> list[str]:
+    lines = [f"| nRC 13 classes, logistic-regression probe ({n['n_train']} train / {n['n_test']} test) | "
+             "5-fold CV on train | test | C (chosen by the CV) |", "|---|---|---|---|"]
+    for key, label in (("genesis_rna_mean_embedding", "frozen mean embedding (last layer)"),
+                       ("genesis_rna_mean_embedding_all_layers", "frozen mean embeddings, all layers concatenated"),
+                       ("kmer_counts_k1-4", "k-mer counts, k = 1..4")):
+        lines.append(f"| {label} | {n[key]['cv5_acc']:.3f} | {n[key]['test_acc']:.3f} | {n[key]['C']:g} |")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------- main
+
+PARTS = ("mlm", "pairs", "nrc")
+PART_KEYS = {"mlm": ("model_mlm", "baselines_mlm", "structure_majority_acc"), "pairs": ("pairs",), "nrc": ("nrc",)}
+
+
+def merged_with_earlier(path: Path, new: dict, parts: list[str]) -> dict:
+    """The earlier full results at ``path`` with the parts just re-measured replaced (same model, store, split).
+
+    Lets one part be re-measured (e.g. after a probe fix) without re-running the hour of the others; each run's
+    parts and seconds stay listed in ``seconds_by_run``. A different model, store or split is refused.
+    """
+    if not path.is_file():
+        return new
+    old = json.loads(path.read_text())
+    for key in ("model", "store", "split"):
+        if old.get(key) != new[key]:
+            raise SystemExit(f"model_quality: {path} holds {key}={old.get(key)!r}, not {new[key]!r}; "
+                             "use another --output or re-run all parts")
+    merged = dict(old)
+    for part in parts:
+        for key in PART_KEYS[part]:
+            if key in new:
+                merged[key] = new[key]
+    earlier = old.get("seconds_by_run") or [{"parts": [p for p in PARTS if PART_KEYS[p][0] in old],
+                                              "seconds": old.get("seconds")}]
+    merged["seconds_by_run"] = earlier + new["seconds_by_run"]
+    merged["seconds"] = sum(r["seconds"] or 0 for r in merged["seconds_by_run"])
+    return merged
+
 
 def main(argv: list[str] | None = None) -> int:
     from genesis_rna import load
@@ -333,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the raw results here")
     parser.add_argument("--output", default=None, help="directory for results.json + results.md "
                         "(benchmarks/results/model_quality for the model card)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to measure (default all; the model card needs all)")
     args = parser.parse_args(argv)
     n_eval, n_pairs, n_nrc = (300, 40, 600) if args.quick else (5000, 300, 0)
     start = time.perf_counter()
@@ -341,18 +370,24 @@ def main(argv: list[str] | None = None) -> int:
     test_store = ShardStore(args.store, split=args.split)
     loader, subset = _loader(test_store, n_eval, max_len)
     results: dict = {"model": args.model, "store": args.store, "split": args.split, "n_records": len(subset)}
-    results["model_mlm"] = evaluate_pretrain(model, loader, MultiTaskLoss(), device=torch.device("cpu"))
-    results["baselines_mlm"] = kmer_baselines(ShardStore(args.store, split="train"), loader)
-    labels = np.concatenate([np.asarray(s.struct) for s in subset])
-    labels = labels[labels >= 0]
-    results["structure_majority_acc"] = float(np.bincount(labels).max() / len(labels)) if len(labels) else None
-    train_store = ShardStore(args.store, split="train")
-    train_pick = [train_store[int(i)] for i in np.random.default_rng(0).permutation(len(train_store))[:4 * n_pairs]]
-    results["pairs"] = pair_f1(model, _structured(subset, max_len, n_pairs),
-                               _structured(train_pick, max_len, n_pairs // 2))
-    if NRC.exists():
+    if "mlm" in args.parts:
+        results["model_mlm"] = evaluate_pretrain(model, loader, MultiTaskLoss(), device=torch.device("cpu"))
+        results["baselines_mlm"] = kmer_baselines(ShardStore(args.store, split="train"), loader)
+        labels = np.concatenate([np.asarray(s.struct) for s in subset])
+        labels = labels[labels >= 0]
+        results["structure_majority_acc"] = float(np.bincount(labels).max() / len(labels)) if len(labels) else None
+    if "pairs" in args.parts:
+        train_store = ShardStore(args.store, split="train")
+        pick = np.random.default_rng(0).permutation(len(train_store))[:4 * n_pairs]
+        train_pick = [train_store[int(i)] for i in pick]
+        results["pairs"] = pair_f1(model, _structured(subset, max_len, n_pairs),
+                                   _structured(train_pick, max_len, n_pairs // 2))
+    if "nrc" in args.parts and NRC.exists():
         results["nrc"] = nrc_probe(model, n_nrc)
     results["seconds"] = time.perf_counter() - start
+    results["seconds_by_run"] = [{"parts": list(args.parts), "seconds": results["seconds"]}]
+    if args.output and set(args.parts) != set(PARTS):
+        results = merged_with_earlier(Path(args.output) / "results.json", results, args.parts)
     print(json.dumps(results, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
