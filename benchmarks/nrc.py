@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
@@ -22,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
 
 from genesis_rna import pretrained  # noqa: E402
 from genesis_rna._fileutil import atomic_write  # noqa: E402
@@ -133,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if results.get("n_train") != len(train) or results.get("n_test") != len(test):
         results = {}  # a different subsample: start a fresh table
     results.update({"n_train": len(train), "n_test": len(test),
-                    "machine": f"{platform.machine()} {platform.processor() or 'CPU'}, 2 cores shared with a "
-                               "pretraining job; OMP_NUM_THREADS=1"})
+                    "machine": f"{platform.machine()} {platform.processor() or 'CPU'}, {os.cpu_count()} cores, "
+                               f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} "
+                               "when the last row started"})
     y_train, y_test = [e.target for e in train], [e.target for e in test]
     if "kmer_logreg" not in results:
         t0 = time.process_time()
