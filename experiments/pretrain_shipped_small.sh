@@ -5,6 +5,10 @@
 # v2 (after the first run's held-out loss stalled at step 500 while ~1/3 of the training records were tRNAs):
 # at most 1,000 training records per family, and no structure/pair targets for the Rfam families of ArchiveII's
 # kinds (so the model can be scored on ArchiveII's family-fold benchmark without structural leakage).
+# v3 (in progress, not shipped): a copy of the finished v2 run folder resumed for 3,000 more steps (the cosine
+# schedule restarts at lr ~7e-4 because max_steps grows):
+#   cp -a /work/runs/genesis-rna-small-v2 /work/runs/genesis-rna-small-v3
+#   RUN_DIR=/work/runs/genesis-rna-small-v3 bash experiments/pretrain_shipped_small.sh --max_steps 5000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/pretrain}
