@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from rbp_binding import machine  # noqa: E402
+from rbp_binding import finish_run, machine, save_results  # noqa: E402
 
 from genesis_rna._fileutil import atomic_write  # noqa: E402
 from genesis_rna.finetune_data import ColumnSpec, Example, assign_splits, load_examples  # noqa: E402
@@ -200,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = list(args.methods) + (["genesis-full"] if args.full_epochs and "genesis-full" not in args.methods
                                     else [])
     examples = load_data()
-    out = Path(args.out)
-    path = out / "results.json"
+    path = Path(args.out) / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     if results.get("model") != args.model or results.get("n_rows") != len(examples):
         results = {}
@@ -238,18 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             results["methods"].setdefault(method, {"folds": {}})["folds"][str(fold)] = row
             print(f"fold {fold} {method}: test MCRMSE {row['test_mcrmse']:.4f}", flush=True)
             results["commands"] = sorted(set(results.get("commands", [])) | {command})
-            out.mkdir(parents=True, exist_ok=True)
-            with atomic_write(path) as fh:
-                json.dump(results, fh, indent=1)
-            write_markdown(results, out / "results.md")
-    results.setdefault("runs", []).append({"command": command, "wall_seconds": time.perf_counter() - t0,
-                                           "cpu_seconds": time.process_time() - c0})
-    with atomic_write(path) as fh:
-        json.dump(results, fh, indent=1)
-    write_markdown(results, out / "results.md")
-    print(f"-> {path}, {out / 'results.md'} ({time.perf_counter() - t0:.0f} s wall, "
-          f"{time.process_time() - c0:.0f} CPU s)")
-    return 0
+            save_results(results, path, write_markdown)
+    return finish_run(results, path, command, t0, c0, write_markdown)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,25 @@ def machine() -> str:
             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
+def save_results(results: dict, path: Path, write_markdown) -> None:
+    """``results.json`` written atomically, then ``results.md`` beside it (after every protein/fold: resumable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as fh:
+        json.dump(results, fh, indent=1)
+    write_markdown(results, path.parent / "results.md")
+
+
+def finish_run(results: dict, path: Path, command: str, t0: float, c0: float, write_markdown) -> int:
+    """Record this run's command, wall and CPU seconds, save, and say where the results are."""
+    results.setdefault("runs", []).append({"command": command, "wall_seconds": time.perf_counter() - t0,
+                                           "cpu_seconds": time.process_time() - c0})
+    save_results(results, path, write_markdown)
+    print(f"-> {path}, {path.parent / 'results.md'} ({time.perf_counter() - t0:.0f} s wall, "
+          f"{time.process_time() - c0:.0f} CPU s)")
+    return 0
+
+
+
 def seeded_subsample(items: Sequence[Any], n: int, seed: int = 0) -> list[Any]:
     """``n`` items drawn without replacement by a seeded shuffle, kept in input order (all when n <= 0 or >= len)."""
     if n <= 0 or n >= len(items):
@@ -275,8 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         from genesis_rna import pretrained
 
         model = pretrained.load(args.model)[0]
-    out = Path(args.out)
-    path = out / "results.json"
+    path = Path(args.out) / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     if results.get("model") != (None if args.no_model else args.model):
         results = {}
@@ -289,18 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             old = {}  # another test/train subsample: rows are not comparable, start this protein afresh
         results["proteins"][protein] = {**old, **new}  # e.g. a --no-kmer-full rerun keeps the stored k-mer row
         results["commands"] = sorted(set(results.get("commands", [])) | {command})
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as fh:
-            json.dump(results, fh, indent=1)
-        write_markdown(results, out / "results.md")
-    results.setdefault("runs", []).append({"command": command, "wall_seconds": time.perf_counter() - t0,
-                                           "cpu_seconds": time.process_time() - c0})
-    with atomic_write(path) as fh:
-        json.dump(results, fh, indent=1)
-    write_markdown(results, out / "results.md")
-    print(f"-> {path}, {out / 'results.md'} ({time.perf_counter() - t0:.0f} s wall, "
-          f"{time.process_time() - c0:.0f} CPU s)")
-    return 0
+        save_results(results, path, write_markdown)
+    return finish_run(results, path, command, t0, c0, write_markdown)
 
 
 if __name__ == "__main__":
