@@ -46,7 +46,7 @@ DATA = ROOT.parent / "shared" / "data" / "downstream" / "rbp"
 OUT = ROOT / "benchmarks" / "results" / "rbp_binding"
 PROTEINS = ("PUM2", "QKI", "ELAVL1")
 KS = (1, 2, 3, 4, 5)
-CS = (0.001, 0.01, 0.1, 1.0)
+CS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def machine() -> str:
@@ -162,13 +162,15 @@ def _labels(examples: Sequence[Example]) -> np.ndarray:
 
 
 def finetune_head(model, name: str, split: dict[str, list[Example]], feats: dict[str, list[np.ndarray]] | None,
-                  mode: str, run_dir: Path, epochs: int, dtype: str) -> dict[str, Any]:
+                  mode: str, run_dir: Path, epochs: int, dtype: str, pooling: str = "mean",
+                  patience: int | None = None, encoder: str = "genesis") -> dict[str, Any]:
     """The project's fine-tuning (``genesis-rna finetune --task classification``) with cached features."""
     from genesis_rna.train_finetune import FinetuneConfig, finetune
 
     split = {k: [copy.copy(e) for e in v] for k, v in split.items()}
     cfg = FinetuneConfig(task="classification", output_dir=str(run_dir), mode=mode, base_model=name,
-                         epochs=epochs, patience=10 if mode == "frozen" else 2,
+                         encoder=encoder, onehot_layers=0, pooling=pooling, epochs=epochs,
+                         patience=patience or (10 if mode == "frozen" else 2),
                          batch_size=64 if mode == "frozen" else 32, dtype=dtype, device="cpu",
                          progress=sys.stderr.isatty())
     t0 = time.perf_counter()
@@ -221,6 +223,9 @@ def run_protein(protein: str, model, model_name: str, args) -> dict[str, Any]:
         row["genesis_frozen_head"] = finetune_head(model, model_name, split, feats, "frozen",
                                                    Path(args.run_dir) / f"{protein}-frozen", 100, args.dtype)
         print(f"{protein} frozen MLP head: test AUROC {row['genesis_frozen_head']['test_auroc']:.4f}", flush=True)
+    if not args.no_conv:
+        row.update(conv_rows(protein, model, model_name, {"train": train, "valid": valid, "test": test},
+                             sub_idx, val_idx, args))
     if args.full_epochs:
         n = args.full_train_size
         split = {"train": seeded_subsample(tr_s, n, 3), "valid": va_s, "test": test}
@@ -228,6 +233,39 @@ def run_protein(protein: str, model, model_name: str, args) -> dict[str, Any]:
                                             Path(args.run_dir) / f"{protein}-full", args.full_epochs, args.dtype)
         print(f"{protein} full fine-tune: test AUROC {row['genesis_full']['test_auroc']:.4f}", flush=True)
     return row
+
+
+def conv_rows(protein: str, model, model_name: str, data: dict[str, list[Example]], sub_idx: Sequence[int],
+              val_idx: Sequence[int], args) -> dict[str, Any]:
+    """``finetune --pooling conv`` on frozen per-nucleotide rows: on the LM subsample, on every training window,
+    and the same head on bare one-hot rows (every window): how much of the gain is the head, how much the LM."""
+    from genesis_rna.inference import resolve_device, resolve_dtype
+    from genesis_rna.train_finetune import OneHotConvEncoder, encoder_features
+
+    t0, w0 = time.process_time(), time.perf_counter()
+    cpu = resolve_device("cpu")
+    feats = {k: encoder_features(model, [e.sequence for e in v], "per_tok", device=cpu,
+                                 dtype=resolve_dtype(args.dtype, cpu), progress=sys.stderr.isatty())
+             for k, v in data.items()}
+    feats = {k: [f.astype(np.float16) for f in v] for k, v in feats.items()}
+    rows: dict[str, Any] = {"conv_embed_cpu_seconds": time.process_time() - t0,
+                            "conv_embed_wall_seconds": time.perf_counter() - w0}
+    run = Path(args.run_dir)
+    sub = {"train": [data["train"][i] for i in sub_idx], "valid": [data["valid"][i] for i in val_idx],
+           "test": data["test"]}
+    sub_feats = {"train": [feats["train"][i] for i in sub_idx], "valid": [feats["valid"][i] for i in val_idx],
+                 "test": feats["test"]}
+    kw = {"epochs": args.conv_epochs, "patience": 3, "pooling": "conv"}
+    rows["genesis_conv_sub"] = finetune_head(model, model_name, sub, sub_feats, "frozen", run / f"{protein}-conv-sub",
+                                             dtype=args.dtype, **kw)
+    rows["genesis_conv_all"] = finetune_head(model, model_name, data, feats, "frozen", run / f"{protein}-conv-all",
+                                             dtype=args.dtype, **kw)
+    rows["onehot_conv_all"] = finetune_head(OneHotConvEncoder(layers=0), "one-hot", data, None, "frozen",
+                                            run / f"{protein}-onehot-conv", dtype="fp32", encoder="onehot", **kw)
+    print(f"{protein} conv head: genesis {rows['genesis_conv_sub']['n_train']} "
+          f"{rows['genesis_conv_sub']['test_auroc']:.4f}, all {rows['genesis_conv_all']['test_auroc']:.4f}; "
+          f"one-hot all {rows['onehot_conv_all']['test_auroc']:.4f}", flush=True)
+    return rows
 
 
 def _fmt(r: dict | None, extra: str = "") -> str:
@@ -250,6 +288,9 @@ def write_markdown(results: dict, path: Path) -> None:
                           ("genesis_last", "genesis mean embedding (last layer) + logistic regression"),
                           ("genesis_concat", "genesis mean embeddings (layers 1..4 concat) + logistic regression"),
                           ("genesis_frozen_head", "genesis frozen encoder + MLP head (`finetune --mode frozen`)"),
+                          ("genesis_conv_sub", "genesis frozen per-nucleotide rows + conv head (`--pooling conv`)"),
+                          ("genesis_conv_all", "genesis frozen per-nucleotide rows + conv head (`--pooling conv`)"),
+                          ("onehot_conv_all", "one-hot rows + the same conv head (no language model)"),
                           ("genesis_full", "genesis full fine-tune (encoder + MLP head, `--mode full`)")):
             r = row.get(key)
             if not r:
@@ -258,6 +299,9 @@ def write_markdown(results: dict, path: Path) -> None:
                 extra = f"C={r['C']:g}; fit {r['fit_cpu_seconds']:.0f} CPU s"
             else:
                 extra = f"best epoch {r['best_epoch']} of {r['epochs_run']}; {r['cpu_seconds']:.0f} CPU s"
+            if key == "genesis_conv_sub" and "conv_embed_cpu_seconds" in row:
+                extra += (f"; per-nucleotide rows of all windows: {row['conv_embed_cpu_seconds']:.0f} CPU s, "
+                          f"{row['conv_embed_wall_seconds']:.0f} s wall")
             if key == "genesis_last" and "embed_cpu_seconds" in row:
                 extra += (f"; embedding {row['embed_windows']} windows: {row['embed_cpu_seconds']:.0f} CPU s, "
                           f"{row['embed_wall_seconds']:.0f} s wall")
@@ -276,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, default=5000, help="training windows the LM embeds (0 = all)")
     p.add_argument("--no-kmer-full", action="store_true", help="skip the k-mer baseline on the whole train split")
     p.add_argument("--no-head", action="store_true", help="skip the frozen MLP head")
+    p.add_argument("--no-conv", action="store_true",
+                   help="skip the conv-pooling heads (they embed every window per nucleotide: ~4 CPU-min a protein)")
+    p.add_argument("--conv-epochs", type=int, default=20, help="epoch cap of the conv heads (patience 3)")
     p.add_argument("--full-epochs", type=int, default=0, help="also fine-tune the encoder for N epochs (slow)")
     p.add_argument("--full-train-size", type=int, default=2000)
     p.add_argument("--test-size", type=int, default=0, help="subsample test (smoke runs; 0 = all)")

@@ -7,8 +7,8 @@ Pretraining heads (built by :class:`genesis_rna.model.GenesisRNAModel` from its 
 * :class:`PairHead` -- an exactly symmetric ``[B, T, T]`` map of base-pairing logits.
 
 Fine-tuning heads (built by the fine-tuning code on top of the encoder's representations):
-:class:`SequenceClassificationHead`, :class:`SequenceRegressionHead`, :class:`TokenClassificationHead`,
-:class:`TokenRegressionHead` and :class:`MutationEffectHead`.
+:class:`SequenceClassificationHead`, :class:`SequenceRegressionHead` (pooling ``mean``, ``cls`` or ``conv``:
+:class:`ConvPool`), :class:`TokenClassificationHead`, :class:`TokenRegressionHead` and :class:`MutationEffectHead`.
 
 All heads work on the full token axis ``[B, T, d]`` (``[CLS]`` and ``[SEP]`` included); callers that want
 per-nucleotide rows strip the two specials, and pooled heads take a mask that says which rows to pool
@@ -25,7 +25,8 @@ from torch.nn import functional as F
 
 from .tokenization import CLS_ID, PAD_ID, SEP_ID
 
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "conv")
+CONV_WIDTH, CONV_KERNEL = 128, 9
 
 
 def build_norm(norm_type: str, dim: int, eps: float = 1e-5) -> nn.Module:
@@ -62,12 +63,41 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    """``mean`` (masked mean, see :func:`masked_mean`) or ``cls`` (the row of ``[CLS]``, position 0)."""
+    """``mean`` (masked mean, see :func:`masked_mean`) or ``cls`` (the row of ``[CLS]``, position 0).
+
+    ``conv`` pooling has weights, so it lives in :class:`ConvPool`, not here.
+    """
     if pooling == "mean":
         return masked_mean(hidden, mask)
     if pooling == "cls":
         return hidden[:, 0]
     raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
+class ConvPool(nn.Module):
+    """Motif pooling: a 1-D convolution over the rows, ReLU, then masked max and mean -> ``[B, 2 * width]``.
+
+    Why: binding sites and other short motifs decide many sequence labels wherever they occur; a mean over all
+    rows dilutes one site among a hundred positions, while a convolution followed by a max finds it (as
+    DeepBind-style CNNs do, here over language-model rows). Rows outside ``mask`` are zeroed before the
+    convolution, so padding, ``[CLS]`` and ``[SEP]`` look like the convolution's own zero padding: the output is
+    the same whether the specials are present (full fine-tuning) or stripped (cached frozen features).
+    """
+
+    def __init__(self, d_model: int, width: int = CONV_WIDTH, kernel: int = CONV_KERNEL) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(d_model, width, kernel, padding=kernel // 2)
+        self.out_dim = 2 * width
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T, d]`` and a ``[B, T]`` mask of the rows to use -> ``[B, 2 * width]`` (max then mean)."""
+        if mask is None:
+            mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        keep = mask.to(hidden.dtype).unsqueeze(-1)
+        h = F.relu(self.conv((hidden * keep).transpose(1, 2))).transpose(1, 2)  # [B, T, width]
+        top = h.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).amax(dim=1)
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a sequence with no row: zeros
+        return torch.cat([top, masked_mean(h, mask)], dim=-1)
 
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
@@ -143,10 +173,10 @@ class PairHead(nn.Module):
 
 
 class SequenceClassificationHead(nn.Module):
-    """Pooled sequence classifier: pool (``mean`` over ``mask`` or ``cls``) then an MLP to ``num_labels``.
+    """Pooled sequence classifier: pool (``mean`` over ``mask``, ``cls``, or ``conv``) then an MLP to ``num_labels``.
 
     ``hidden_dim=None`` uses ``d_model``; ``hidden_dim=0`` is a linear probe (what representation benchmarks
-    report).
+    report). ``conv`` (:class:`ConvPool`) reads every row, so frozen fine-tuning caches per-token features for it.
     """
 
     def __init__(self, d_model: int, num_labels: int, *, pooling: str = "mean", hidden_dim: int | None = None,
@@ -155,10 +185,14 @@ class SequenceClassificationHead(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.pooling = pooling
-        self.mlp = _mlp(d_model, d_model if hidden_dim is None else hidden_dim, num_labels, dropout)
+        self.conv_pool = ConvPool(d_model) if pooling == "conv" else None
+        in_dim = self.conv_pool.out_dim if self.conv_pool is not None else d_model
+        self.mlp = _mlp(in_dim, d_model if hidden_dim is None else hidden_dim, num_labels, dropout)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, T, d]`` (and ``[B, T]`` mask for mean pooling) -> ``[B, num_labels]`` logits."""
+        """``[B, T, d]`` (and ``[B, T]`` mask for mean / conv pooling) -> ``[B, num_labels]`` logits."""
+        if self.conv_pool is not None:
+            return self.mlp(self.conv_pool(hidden, mask))
         return self.mlp(pool(hidden, mask, self.pooling))
 
 

@@ -23,7 +23,7 @@ from ._fileutil import atomic_write
 from .errors import InputError
 from .finetune_data import ColumnSpec, load_examples
 from .inference import resolve_device, resolve_dtype
-from .train_finetune import encoder_features, head_on_features, is_token_task, load_finetuned
+from .train_finetune import encoder_features, feature_kind, head_on_features, is_token_task, load_finetuned
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def predict_sequences(model_dir: str | os.PathLike, sequences: Sequence[str], *,
     cdtype = resolve_dtype(dtype, dev)
     task = info["task"]
     token = is_token_task(task)
-    kind = "per_tok" if token else ("bos" if info["pooling"] == "cls" else "mean")
+    kind = feature_kind(task, info["pooling"])
     feats = encoder_features(encoder, sequences, kind, device=dev, dtype=cdtype, tokens_per_batch=tokens_per_batch,
                              progress=progress)
     head.to(dev)

@@ -59,6 +59,7 @@ from .finetune_data import (
     split_examples,
 )
 from .heads import (
+    POOLINGS,
     SequenceClassificationHead,
     SequenceRegressionHead,
     TokenClassificationHead,
@@ -274,6 +275,13 @@ def is_token_task(task: str) -> bool:
     return task.startswith("token-")
 
 
+def feature_kind(task: str, pooling: str) -> str:
+    """What a frozen head reads per sequence: ``per_tok`` rows (token tasks, conv pooling), ``bos`` or ``mean``."""
+    if is_token_task(task) or pooling == "conv":
+        return "per_tok"
+    return "bos" if pooling == "cls" else "mean"
+
+
 # =============================================================================================== features
 def _encode(seq: str) -> list[int]:
     return [CLS_ID, *(NUCLEOTIDE_IDS[c] for c in seq), SEP_ID]
@@ -416,7 +424,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.token = is_token_task(cfg.task)
-        self.kind = "per_tok" if self.token else ("bos" if cfg.pooling == "cls" else "mean")
+        self.kind = feature_kind(cfg.task, cfg.pooling)
         self.classify = cfg.task in ("classification", "token-classification")
         self.train_encoder = cfg.mode == "full" or (isinstance(encoder, OneHotConvEncoder) and encoder.n_conv > 0)
         n_out = len(targets["train"].names)
@@ -445,7 +453,7 @@ class Trainer:
         seqs = [e.sequence for e in self.split[name]]
         feats = encoder_features(self.encoder, seqs, self.kind, device=self.device, dtype=self.dtype,
                                  tokens_per_batch=self.cfg.tokens_per_batch, progress=self.cfg.progress)
-        if self.token:
+        if self.kind == "per_tok":
             feats = [f.astype(np.float16) for f in feats]  # per-token caches are large; fp16 halves them
         if not self.train_encoder:
             self.cache[name] = feats
@@ -598,19 +606,26 @@ class Trainer:
 
 def head_on_features(head: nn.Module, feats: Sequence[np.ndarray], token: bool, device: torch.device,
                      norm: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """The head on cached features: ``[d]`` vectors as one-row sequences, ``[L, d]`` rows zero-padded."""
-    if token:
+    """The head on cached features: ``[d]`` vectors as one-row sequences, ``[L, d]`` rows zero-padded.
+
+    Padded rows become nonzero after ``norm``: token heads' targets there are ignored, and pooled heads get a
+    mask of the real rows.
+    """
+    if np.ndim(feats[0]) == 2:
         width = max(len(f) for f in feats)
         x = torch.zeros(len(feats), width, feats[0].shape[-1], device=device)
+        mask = torch.zeros(len(feats), width, dtype=torch.bool, device=device)
         for k, f in enumerate(feats):
             x[k, : len(f)] = torch.from_numpy(np.asarray(f, np.float32)).to(device)
+            mask[k, : len(f)] = True
     else:
         x = torch.from_numpy(np.stack(feats).astype(np.float32)).to(device).unsqueeze(1)
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=device)
     if norm is not None:
-        x = (x - norm[0]) / norm[1]  # padded rows become nonzero, but their targets are ignored
+        x = (x - norm[0]) / norm[1]
     if token:
         return head(x)
-    return head(x, torch.ones(x.shape[:2], dtype=torch.bool, device=device))
+    return head(x, mask)
 
 
 def task_metrics(task: str, preds: list[np.ndarray], targets: TaskTargets) -> dict[str, float]:
@@ -864,7 +879,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--model", default=None, help="model directory or shipped name (default genesis-rna-small)")
     m.add_argument("--random-init", metavar="PRESET", choices=("small", "base", "large"), default=None,
                    help="a randomly initialised encoder of this preset (baseline)")
-    m.add_argument("--pooling", choices=("mean", "cls"), default="mean", help="sequence tasks (default mean)")
+    m.add_argument("--pooling", choices=POOLINGS, default="mean",
+                   help="sequence tasks (default mean; conv: a 1-D convolution over the per-nucleotide rows with "
+                        "max+mean pooling, for motif-driven labels such as protein binding)")
     m.add_argument("--head-hidden", type=int, default=None,
                    help="head hidden width (default d_model; 0 = linear probe)")
     m.add_argument("--dropout", type=float, default=0.1)

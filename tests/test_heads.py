@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from genesis_rna.heads import (
+    ConvPool,
     MLMHead,
     MutationEffectHead,
     PairHead,
@@ -121,6 +122,45 @@ def test_sequence_head_pooling_ignores_masked_rows(hidden) -> None:
     probe = SequenceClassificationHead(D, 4, hidden_dim=0).eval()
     linear = probe.mlp[-1]
     torch.testing.assert_close(probe(hidden, mask), linear(masked_mean(hidden, mask)))
+
+
+def test_conv_pool_matches_a_hand_loop_and_ignores_masked_rows() -> None:
+    """ConvPool = max and mean over real rows of relu(sum_k W[:, :, k] x[t + k - 1] + b), zeros outside the mask."""
+    torch.manual_seed(1)
+    d, width, kernel = 3, 4, 3
+    pool_ = ConvPool(d, width=width, kernel=kernel).double()
+    x = torch.randn(2, 6, d, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    w, b = pool_.conv.weight, pool_.conv.bias
+    expected = []
+    for i in range(2):
+        rows = []
+        for t in range(6):
+            acc = b.clone()
+            for k in range(kernel):
+                u = t + k - 1
+                if 0 <= u < 6 and mask[i, u]:
+                    acc = acc + w[:, :, k] @ x[i, u]
+            rows.append(torch.relu(acc))
+        kept = torch.stack([r for t, r in enumerate(rows) if mask[i, t]])
+        expected.append(torch.cat([kept.max(0).values, kept.mean(0)]))
+    torch.testing.assert_close(pool_(x, mask), torch.stack(expected))
+    changed = x.clone()
+    changed[1, 0], changed[1, 4:] = 50.0, -50.0
+    torch.testing.assert_close(pool_(changed, mask), pool_(x, mask))
+
+
+def test_conv_pooling_same_with_specials_present_or_stripped(hidden) -> None:
+    """Full fine-tuning feeds [CLS] x [SEP] [PAD] with a nucleotide mask; frozen mode feeds the bare rows."""
+    head = SequenceClassificationHead(D, 3, pooling="conv").eval()
+    hidden = hidden[:2]
+    ids = torch.tensor([RNATokenizer().encode("ACGUA"), RNATokenizer().encode("ACG") + [0, 0]])
+    mask = nucleotide_mask(ids)
+    bare = torch.zeros(2, 5, D)
+    bare[0], bare[1, :3] = hidden[0, 1:6], hidden[1, 1:4]
+    bare_mask = torch.tensor([[1] * 5, [1, 1, 1, 0, 0]], dtype=torch.bool)
+    torch.testing.assert_close(head(hidden, mask), head(bare, bare_mask))
+    assert head(hidden, mask).shape == (2, 3)
 
 
 def test_mutation_effect_antisymmetric(hidden) -> None:

@@ -54,8 +54,8 @@ def _reference(model_dir: Path, seq: str) -> np.ndarray:
         hidden = encoder(ids, (ids != 0).long())[:, 1:-1]  # one-hot CNN: [1, L, d]
         if info["feature_norm"] is not None:
             mean, std = info["feature_norm"]
-            pooled = (hidden.mean(1, keepdim=True) - mean) / std if not info["task"].startswith("token") else \
-                (hidden - mean) / std
+            per_row = info["task"].startswith("token") or info["pooling"] == "conv"
+            pooled = (hidden - mean) / std if per_row else (hidden.mean(1, keepdim=True) - mean) / std
         else:
             pooled = hidden
         if info["task"].startswith("token"):
@@ -97,6 +97,22 @@ def test_frozen_regression_with_feature_norm(tmp_path):
     assert list(rows[0]) == ["id", "gc"]
     for r, s in list(zip(rows, src, strict=True))[:5]:
         assert float(r["gc"]) == pytest.approx(float(_reference(model_dir, s["seq"])[0]), rel=1e-4, abs=1e-5)
+
+
+def test_frozen_conv_pooling_classifier_matches_a_hand_forward(tmp_path):
+    """``--pooling conv`` in frozen mode caches per-nucleotide rows; predict must feed the head the same rows."""
+    _write_csv(tmp_path / "d.csv")
+    spec = ColumnSpec(sequence_column="seq", id_column="name", label_columns=["cls"])
+    model_dir = _train(tmp_path, "classification", tmp_path / "d.csv", spec, "conv", encoder="onehot",
+                       onehot_layers=0, pooling="conv")
+    _, _, info = load_finetuned(model_dir)
+    assert info["pooling"] == "conv" and info["feature_norm"] is not None
+    predict_file(model_dir, tmp_path / "d.csv", tmp_path / "p.csv", dtype="fp32")
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    src = list(csv.DictReader(open(tmp_path / "d.csv")))
+    for r, s in list(zip(rows, src, strict=True))[:5]:
+        np.testing.assert_allclose([float(r["prob_a"]), float(r["prob_b"])], _reference(model_dir, s["seq"]),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_token_regression_jsonl_one_value_per_nucleotide(tmp_path):
