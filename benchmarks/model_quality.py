@@ -98,7 +98,7 @@ def decode_pairs(prob: np.ndarray, fraction: float = 0.3, min_loop: int = 3, seq
     p = prob[i, j]
     keep = np.ones(len(p), dtype=bool)
     if seq is not None:
-        keep = np.array([(seq[a], seq[b]) in CANONICAL for a, b in zip(i, j)], dtype=bool)
+        keep = np.array([(seq[a], seq[b]) in CANONICAL for a, b in zip(i, j, strict=True)], dtype=bool)
     budget, made = int(fraction * n), 0
     for k in np.argsort(-p[keep]):
         if made >= budget:
@@ -164,7 +164,7 @@ def fit_attention_probe(model, train: list[tuple[str, np.ndarray]], seed: int = 
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
-    xs, ys = zip(*(_pair_examples(attention_features(model, s), p, rng) for s, p in train))
+    xs, ys = zip(*(_pair_examples(attention_features(model, s), p, rng) for s, p in train), strict=True)
     clf = LogisticRegression(C=0.1, max_iter=2000)
     clf.fit(np.concatenate(xs), np.concatenate(ys))
     return clf

@@ -204,14 +204,56 @@ class SequenceRegressionHead(SequenceClassificationHead):
         super().__init__(d_model, num_outputs, pooling=pooling, hidden_dim=hidden_dim, dropout=dropout)
 
 
-class TokenClassificationHead(nn.Module):
-    """Per-token classifier ``[B, T, d] -> [B, T, num_labels]`` (``hidden_dim=0``: linear probe)."""
+class ResidualConvStack(nn.Module):
+    """``[B, T, d_in] -> [B, T, width]``: a 1x1 projection, then ``layers`` residual blocks of
+    ``conv(kernel) -> GELU -> dropout`` each followed by LayerNorm; rows outside ``mask`` are held at zero.
 
-    def __init__(self, d_model: int, num_labels: int, *, hidden_dim: int | None = None, dropout: float = 0.1) -> None:
+    Why: a per-position head sees only its own row; this gives it ``layers * (kernel - 1)`` nucleotides of local
+    context, the same stack whether the rows are one-hot vectors (the no-LM baseline) or language-model rows.
+    ``layers=0`` is the identity.
+    """
+
+    def __init__(self, d_in: int, width: int = CONV_WIDTH, layers: int = 3, kernel: int = CONV_KERNEL,
+                 dropout: float = 0.1) -> None:
         super().__init__()
-        self.mlp = _mlp(d_model, d_model if hidden_dim is None else hidden_dim, num_labels, dropout)
+        self.n_conv, self.kernel = layers, kernel
+        self.width = width if layers else d_in
+        self.input = nn.Conv1d(d_in, width, 1) if layers else None
+        self.convs = nn.ModuleList(nn.Conv1d(width, width, kernel, padding=kernel // 2) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))
+        self.dropout = nn.Dropout(dropout)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def stack(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.input is None:
+            return x
+        keep = (torch.ones(x.shape[:2], device=x.device) if mask is None else mask.to(x.dtype)).unsqueeze(1)
+        h = self.input(x.transpose(1, 2)) * keep
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = h + self.dropout(F.gelu(conv(h))) * keep
+            h = norm(h.transpose(1, 2)).transpose(1, 2) * keep
+        return h.transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.stack(x, mask)
+
+
+class TokenClassificationHead(nn.Module):
+    """Per-token classifier ``[B, T, d] -> [B, T, num_labels]`` (``hidden_dim=0``: linear probe).
+
+    ``context_layers > 0`` puts a :class:`ResidualConvStack` (width 128, kernel 9) before the MLP, so each
+    position also reads its neighbours' rows; pass the ``[B, T]`` mask of real rows then.
+    """
+
+    def __init__(self, d_model: int, num_labels: int, *, hidden_dim: int | None = None, dropout: float = 0.1,
+                 context_layers: int = 0) -> None:
+        super().__init__()
+        self.context = ResidualConvStack(d_model, layers=context_layers, dropout=dropout) if context_layers else None
+        width = self.context.width if self.context is not None else d_model
+        self.mlp = _mlp(width, width if hidden_dim is None else hidden_dim, num_labels, dropout)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.context is not None:
+            hidden = self.context(hidden, mask)
         return self.mlp(hidden)
 
 
@@ -219,8 +261,8 @@ class TokenRegressionHead(TokenClassificationHead):
     """Per-token regressor ``[B, T, d] -> [B, T, num_outputs]`` (e.g. reactivity profiles)."""
 
     def __init__(self, d_model: int, num_outputs: int = 1, *, hidden_dim: int | None = None,
-                 dropout: float = 0.1) -> None:
-        super().__init__(d_model, num_outputs, hidden_dim=hidden_dim, dropout=dropout)
+                 dropout: float = 0.1, context_layers: int = 0) -> None:
+        super().__init__(d_model, num_outputs, hidden_dim=hidden_dim, dropout=dropout, context_layers=context_layers)
 
 
 class MutationEffectHead(nn.Module):

@@ -35,7 +35,6 @@ def predict_sequences(model_dir: str | os.PathLike, sequences: Sequence[str], *,
     dev = resolve_device(device)
     cdtype = resolve_dtype(dtype, dev)
     task = info["task"]
-    token = is_token_task(task)
     kind = feature_kind(task, info["pooling"])
     feats = encoder_features(encoder, sequences, kind, device=dev, dtype=cdtype, tokens_per_batch=tokens_per_batch,
                              progress=progress)
@@ -47,7 +46,7 @@ def predict_sequences(model_dir: str | os.PathLike, sequences: Sequence[str], *,
     norm = (norm[0].to(dev), norm[1].to(dev)) if norm is not None else None
     preds = []
     for f in feats:  # one at a time: no padding questions, and prediction sets are small next to training
-        out = head_on_features(head, [f], token, dev, norm)
+        out = head_on_features(head, [f], dev, norm)
         out = out.float().softmax(-1) if classify else out.float() * std + mean
         preds.append(out[0].cpu().numpy())
     return preds, info

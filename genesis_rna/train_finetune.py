@@ -60,6 +60,7 @@ from .finetune_data import (
 )
 from .heads import (
     POOLINGS,
+    ResidualConvStack,
     SequenceClassificationHead,
     SequenceRegressionHead,
     TokenClassificationHead,
@@ -211,7 +212,7 @@ def better(metric: str, new: float, old: float) -> bool:
 
 
 # =============================================================================================== models
-class OneHotConvEncoder(nn.Module):
+class OneHotConvEncoder(ResidualConvStack):
     """One-hot nucleotides -> ``layers`` residual 1-D convolutions (GELU, LayerNorm): ``[B, T] -> [B, T, width]``.
 
     The baseline without a language model: the head sees one-hot input with a local context of about
@@ -220,28 +221,15 @@ class OneHotConvEncoder(nn.Module):
 
     def __init__(self, vocab_size: int = 9, width: int = 128, layers: int = 3, kernel: int = 9,
                  dropout: float = 0.1) -> None:
-        super().__init__()
-        self.vocab_size, self.n_conv, self.kernel = vocab_size, layers, kernel
-        self.width = width if layers else vocab_size
-        self.input = nn.Conv1d(vocab_size, width, 1) if layers else None
-        self.convs = nn.ModuleList(nn.Conv1d(width, width, kernel, padding=kernel // 2) for _ in range(layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(vocab_size, width, layers, kernel, dropout)
+        self.vocab_size = vocab_size
 
     def config(self) -> dict[str, Any]:
         return {"model_type": "onehot-conv", "vocab_size": self.vocab_size, "width": self.width if self.n_conv
                 else 0, "layers": self.n_conv, "kernel": self.kernel}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = F.one_hot(input_ids, self.vocab_size).float()
-        if self.input is None:
-            return x
-        keep = (input_ids != PAD_ID).unsqueeze(1).float()
-        h = self.input(x.transpose(1, 2)) * keep
-        for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = h + self.dropout(F.gelu(conv(h))) * keep
-            h = norm(h.transpose(1, 2)).transpose(1, 2) * keep
-        return h.transpose(1, 2)
+        return self.stack(F.one_hot(input_ids, self.vocab_size).float(), input_ids != PAD_ID)
 
 
 def encoder_width(encoder: nn.Module) -> int:
@@ -261,14 +249,17 @@ def encoder_hidden(encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) ->
 
 
 def build_head(task: str, d_model: int, n_outputs: int, *, pooling: str, hidden: int | None,
-               dropout: float) -> nn.Module:
+               dropout: float, context_layers: int = 0) -> nn.Module:
+    if context_layers and not is_token_task(task):
+        raise InputError("--head-conv-layers is for per-nucleotide tasks; sequence tasks take --pooling conv")
     if task == "classification":
         return SequenceClassificationHead(d_model, n_outputs, pooling=pooling, hidden_dim=hidden, dropout=dropout)
     if task == "regression":
         return SequenceRegressionHead(d_model, n_outputs, pooling=pooling, hidden_dim=hidden, dropout=dropout)
     if task == "token-classification":
-        return TokenClassificationHead(d_model, n_outputs, hidden_dim=hidden, dropout=dropout)
-    return TokenRegressionHead(d_model, n_outputs, hidden_dim=hidden, dropout=dropout)
+        return TokenClassificationHead(d_model, n_outputs, hidden_dim=hidden, dropout=dropout,
+                                       context_layers=context_layers)
+    return TokenRegressionHead(d_model, n_outputs, hidden_dim=hidden, dropout=dropout, context_layers=context_layers)
 
 
 def is_token_task(task: str) -> bool:
@@ -342,6 +333,7 @@ class FinetuneConfig:
     base_model: str = ""
     pooling: str = "mean"
     head_hidden: int | None = None
+    head_conv_layers: int = 0
     dropout: float = 0.1
     epochs: int = 30
     patience: int = 5
@@ -460,14 +452,14 @@ class Trainer:
         return feats
 
     def _head_on_features(self, feats: Sequence[np.ndarray]) -> torch.Tensor:
-        return head_on_features(self.head, feats, self.token, self.device, self.feature_norm)
+        return head_on_features(self.head, feats, self.device, self.feature_norm)
 
     def _head_on_sequences(self, seqs: Sequence[str], starts: Sequence[int]) -> torch.Tensor:
         ids, mask = _pad_ids([_encode(s) for s in seqs], self.device)
         hidden = encoder_hidden(self.encoder, ids, mask)
         if self.token:
             width = max(len(s) for s in seqs)
-            return self.head(hidden[:, 1: width + 1])
+            return self.head(hidden[:, 1: width + 1], nucleotide_mask(ids)[:, 1: width + 1])
         return self.head(hidden, nucleotide_mask(ids))
 
     def _crop(self, idx: Sequence[int]) -> tuple[list[str], list[int]]:
@@ -604,12 +596,12 @@ class Trainer:
                 "train_seconds": time.perf_counter() - t0}
 
 
-def head_on_features(head: nn.Module, feats: Sequence[np.ndarray], token: bool, device: torch.device,
+def head_on_features(head: nn.Module, feats: Sequence[np.ndarray], device: torch.device,
                      norm: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The head on cached features: ``[d]`` vectors as one-row sequences, ``[L, d]`` rows zero-padded.
 
-    Padded rows become nonzero after ``norm``: token heads' targets there are ignored, and pooled heads get a
-    mask of the real rows.
+    Padded rows become nonzero after ``norm``, so every head gets the ``[B, T]`` mask of the real rows (pooled
+    heads pool over it, context convolutions zero the rest; token heads' targets there are ignored anyway).
     """
     if np.ndim(feats[0]) == 2:
         width = max(len(f) for f in feats)
@@ -623,8 +615,6 @@ def head_on_features(head: nn.Module, feats: Sequence[np.ndarray], token: bool, 
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=device)
     if norm is not None:
         x = (x - norm[0]) / norm[1]
-    if token:
-        return head(x)
     return head(x, mask)
 
 
@@ -707,7 +697,8 @@ def load_finetuned(directory: str | os.PathLike) -> tuple[nn.Module, nn.Module, 
 
         encoder = GenesisRNAModel.from_pretrained(directory)
     head = build_head(info["task"], encoder_width(encoder), len(info["outputs"]), pooling=info["pooling"],
-                      hidden=info["head_hidden"], dropout=info["dropout"])
+                      hidden=info["head_hidden"], dropout=info["dropout"],
+                      context_layers=info.get("head_conv_layers", 0))
     state = _load_tensors(directory / HEAD_FILE)
     norm = (state.pop("feature_norm.mean", None), state.pop("feature_norm.std", None))
     info["feature_norm"] = norm if norm[0] is not None and norm[1] is not None else None
@@ -774,7 +765,7 @@ def finetune(cfg: FinetuneConfig, split: dict[str, list[Example]], spec: ColumnS
     targets = _prepare_targets(split, cfg.task, spec, labels, data_path)
     names = targets["train"].names
     head = build_head(cfg.task, encoder_width(encoder), len(names), pooling=cfg.pooling, hidden=cfg.head_hidden,
-                      dropout=cfg.dropout)
+                      dropout=cfg.dropout, context_layers=cfg.head_conv_layers)
     trainer = Trainer(cfg, encoder, head, targets, split)
     if features and not trainer.train_encoder:
         trainer.cache.update({k: list(v) for k, v in features.items()})
@@ -802,7 +793,8 @@ def finetune(cfg: FinetuneConfig, split: dict[str, list[Example]], spec: ColumnS
             "id_column": spec.id_column, "scored_length_column": spec.scored_length_column,
             "label_regex": spec.label_regex, "target_mean": targets["train"].mean,
             "target_std": targets["train"].std, "encoder": cfg.encoder, "base_model": base_name,
-            "mode": cfg.mode, "pooling": cfg.pooling, "head_hidden": cfg.head_hidden, "dropout": cfg.dropout,
+            "mode": cfg.mode, "pooling": cfg.pooling, "head_hidden": cfg.head_hidden,
+            "head_conv_layers": cfg.head_conv_layers, "dropout": cfg.dropout,
             "config": asdict(cfg), "results": results}
     info["feature_norm"] = trainer.feature_norm is not None
     save_model_dir(out_dir, encoder.cpu(), head.cpu(), info, trainer.feature_norm)
@@ -884,6 +876,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "max+mean pooling, for motif-driven labels such as protein binding)")
     m.add_argument("--head-hidden", type=int, default=None,
                    help="head hidden width (default d_model; 0 = linear probe)")
+    m.add_argument("--head-conv-layers", type=int, default=0,
+                   help="per-nucleotide tasks: residual conv layers (width 128, kernel 9) over the rows before the "
+                        "head, so each position reads its neighbours (default 0)")
     m.add_argument("--dropout", type=float, default=0.1)
     m.add_argument("--onehot-width", type=int, default=128)
     m.add_argument("--onehot-layers", type=int, default=3, help="conv layers of --encoder onehot (0 = bare one-hot)")
@@ -920,6 +915,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
                            split_seed=args.split_seed)
     cfg = FinetuneConfig(task=args.task, output_dir=args.output_dir, encoder=args.encoder, mode=args.mode,
                          pooling=args.pooling, head_hidden=args.head_hidden, dropout=args.dropout,
+                         head_conv_layers=args.head_conv_layers,
                          epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
                          encoder_lr=args.encoder_lr, weight_decay=args.weight_decay, monitor=args.monitor,
                          crop=args.crop, seed=args.seed, device=args.device, dtype=args.dtype,

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genesis_rna.config import TrainingConfig
-from genesis_rna.data import (ARCHIVEII_KIND_PATTERN, RNAPretrainDataset, ShardStore, cap_per_family,
-                              make_dummy_store, pretrain_dataloader, resolve_family_list)
+from genesis_rna.data import (
+    ARCHIVEII_KIND_PATTERN,
+    RNAPretrainDataset,
+    ShardStore,
+    cap_per_family,
+    make_dummy_store,
+    pretrain_dataloader,
+    resolve_family_list,
+)
 from genesis_rna.errors import ConfigError
 
 FAMILIES_TSV = Path(__file__).resolve().parents[2] / "shared/data/pretrain/rfam14.2_seed/families.tsv"

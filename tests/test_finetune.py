@@ -242,6 +242,21 @@ def test_learns_a_per_nucleotide_label_of_the_next_base(tmp_path):
     assert [r["kind"] for r in lines][:2] == ["start", "epoch"] and lines[-1]["kind"] == "final"
 
 
+def test_head_conv_layers_give_frozen_rows_context(tmp_path):
+    """Bare one-hot rows cannot say what the next base is; ``--head-conv-layers 1`` on the same frozen rows can,
+    and the saved model directory rebuilds the context layers."""
+    _neighbour_jsonl(tmp_path / "t.jsonl")
+    spec = ColumnSpec(label_columns=["next_g"])
+    ctx, _ = _run("token-classification", tmp_path / "t.jsonl", tmp_path / "hc", spec, encoder="onehot",
+                  onehot_layers=0, head_conv_layers=1, epochs=8)
+    assert ctx["test"]["auroc"] > 0.99
+    _, head, info = load_finetuned(tmp_path / "hc")
+    assert info["head_conv_layers"] == 1 and len(head.context.convs) == 1
+    with pytest.raises(InputError, match="--pooling conv"):
+        _run("classification", tmp_path / "t.jsonl", tmp_path / "bad", ColumnSpec(label_columns=["fold"]),
+             encoder="onehot", head_conv_layers=1)
+
+
 def test_genesis_encoder_frozen_and_full_modes_run_and_save(tmp_path):
     """A tiny random genesis encoder: frozen caches features, full trains the encoder (crop below window)."""
     from genesis_rna import pretrained
@@ -254,7 +269,7 @@ def test_genesis_encoder_frozen_and_full_modes_run_and_save(tmp_path):
         model, _ = pretrained.random_model("small", seed=0, d_model=32, n_layers=1, n_heads=2, dim_ff=64, max_len=34)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         cfg = FinetuneConfig(task="token-regression", output_dir=str(tmp_path / mode), mode=mode, epochs=2,
-                             dtype="fp32")
+                             dtype="fp32", head_conv_layers=1)
         res = finetune(cfg, split, spec, model)
         assert {"mcrmse", "spearman"} <= set(res["test"])
         changed = any(not np.allclose(before[k], v) for k, v in model.state_dict().items())

@@ -163,6 +163,29 @@ def test_conv_pooling_same_with_specials_present_or_stripped(hidden) -> None:
     assert head(hidden, mask).shape == (2, 3)
 
 
+def test_token_head_context_reads_neighbours_and_only_real_rows(hidden) -> None:
+    """With conv context a position's output depends on its neighbours' rows, never on rows outside the mask;
+    stripping [CLS]/[SEP] (frozen caches) or keeping them masked (full fine-tuning) gives the same outputs."""
+    torch.manual_seed(0)
+    head = TokenRegressionHead(D, 2, context_layers=2).eval()
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    base = head(hidden, mask)
+    near = hidden.clone()
+    near[0, 3] += 1.0
+    assert not torch.allclose(head(near, mask)[0, 2], base[0, 2])  # neighbour changed -> output changes
+    far = hidden.clone()
+    far[1, 5:] = 100.0
+    torch.testing.assert_close(head(far, mask)[1, :5], base[1, :5])
+    with_specials = torch.zeros(3, 9, D)
+    with_specials[:, 1:8] = hidden
+    mask9 = torch.zeros(3, 9, dtype=torch.bool)
+    mask9[:, 1:8] = mask
+    torch.testing.assert_close(head(with_specials, mask9)[:, 1:8][mask], base[mask])
+    plain = TokenRegressionHead(D, 2)
+    assert plain.context is None and plain.mlp[1].in_features == D
+
+
 def test_mutation_effect_antisymmetric(hidden) -> None:
     head = MutationEffectHead(D).eval()
     wt, mut = hidden, hidden + 0.5 * torch.randn_like(hidden)
