@@ -46,7 +46,7 @@ def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _finetune_run(model, name: str, mode: str, train, test, args, features=None) -> dict:
+def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean") -> dict:
     """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
     import copy
 
@@ -62,7 +62,8 @@ def _finetune_run(model, name: str, mode: str, train, test, args, features=None)
         idx_train = [k for k, e in enumerate(train) if e.split == "train"]
         idx_valid = [k for k, e in enumerate(train) if e.split == "valid"]
         feats = {"train": [tr[k] for k in idx_train], "valid": [tr[k] for k in idx_valid], "test": list(te)}
-    cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / f"{name}-{mode}"), mode=mode,
+    run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "")
+    cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / run), mode=mode, pooling=pooling,
                          epochs=args.full_epochs if mode == "full" else 100, patience=3 if mode == "full" else 10,
                          batch_size=16 if mode == "full" else 64, lr=1e-3, encoder_lr=args.encoder_lr,
                          dropout=args.head_dropout, weight_decay=args.head_weight_decay,
@@ -92,10 +93,11 @@ def write_markdown(results: dict, path: Path) -> None:
             lines.append(f"| {name} | linear probe, frozen mean embedding | {p['test_accuracy']:.4f} | "
                          f"{p['test_macro_f1']:.4f} | {p['cv_accuracy']:.4f} (5-fold) | C={p['C']:g}; embedding "
                          f"{row['embed_cpu_seconds']:.0f} CPU s |")
-        for mode in ("frozen", "full"):
+        for mode in ("frozen", "conv", "full"):
             f = row.get(f"finetune_{mode}")
             if f:
-                what = "MLP head, frozen encoder" if mode == "frozen" else "full fine-tune (encoder + MLP head)"
+                what = {"frozen": "MLP head, frozen encoder", "full": "full fine-tune (encoder + MLP head)",
+                        "conv": "conv-pooling head (`--pooling conv`) on frozen per-nucleotide rows"}[mode]
                 lines.append(f"| {name} | {what} | {f['test_accuracy']:.4f} | {f['test_macro_f1']:.4f} | "
                              f"{f['valid_accuracy']:.4f} (10% of train) | best epoch {f['best_epoch']} of "
                              f"{f['epochs_run']}; {f['cpu_seconds']:.0f} CPU s |")
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None, help="row name (default: the model name)")
     p.add_argument("--no-finetune", action="store_true", help="skip the frozen MLP-head fine-tune")
     p.add_argument("--no-probe", action="store_true", help="keep this model's stored probe row (e.g. for --full-epochs)")
+    p.add_argument("--conv", action="store_true",
+                   help="also the conv-pooling head (`finetune --pooling conv`) on frozen per-nucleotide rows")
     p.add_argument("--full-epochs", type=int, default=0, help="also fine-tune the encoder for N epochs (slow)")
     p.add_argument("--encoder-lr", type=float, default=5e-5)
     # chosen on the 10 % validation split (step-0001200 frozen head: dropout 0 / no decay 0.630, 0.1 / 0.01 0.614)
@@ -166,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_finetune:
             row["finetune_frozen"] = _finetune_run(model, name, "frozen", train, test, args, features=(xtr, xte))
             print(f"{name} frozen fine-tune: test accuracy {row['finetune_frozen']['test_accuracy']:.4f}")
+        if args.conv:
+            row["finetune_conv"] = _finetune_run(model, name, "frozen", train, test, args, pooling="conv")
+            print(f"{name} conv-pooling head: test accuracy {row['finetune_conv']['test_accuracy']:.4f}")
         if args.full_epochs:
             row["finetune_full"] = _finetune_run(model, name, "full", train, test, args)
             print(f"{name} full fine-tune: test accuracy {row['finetune_full']['test_accuracy']:.4f}")

@@ -15,7 +15,9 @@ Methods, all through the project's fine-tuning code (``genesis-rna finetune --ta
 * ``onehot-cnn``: ``--encoder onehot`` (3 residual conv layers, width 128, kernel 9) + the token-regression head;
 * ``onehot-bare``: ``--encoder onehot --onehot-layers 0`` (the head on bare one-hot vectors, no context);
 * ``genesis-frozen``: ``--mode frozen`` on the genesis-rna model (per-nucleotide final-layer vectors, embedded
-  once here and passed to ``finetune``);
+  once here and passed to ``finetune``), the token-regression head alone on each row;
+* ``genesis-frozen-cnn``: the same frozen rows through ``--head-conv-layers 3``: the 3 residual conv layers of
+  ``onehot-cnn`` (width 128, kernel 9) as part of the head, so LM rows and one-hot rows get the same network;
 * ``genesis-full`` (``--full-epochs N``): ``--mode full``, the encoder fine-tuned too;
 * ``position-mean``: no model, the training folds' mean of each target at each position (a floor to beat).
 
@@ -51,7 +53,8 @@ DATA = ROOT.parent / "shared" / "data" / "downstream" / "openvaccine" / "train.j
 OUT = ROOT / "benchmarks" / "results" / "openvaccine"
 TARGETS = ("reactivity", "deg_Mg_pH10", "deg_Mg_50C")
 ANCHORS = {"Kaggle NAttn (BEACON)": 0.263, "best LM (BEACON)": 0.313, "RNA-FM (BEACON)": 0.347}
-METHODS = ("position-mean", "onehot-bare", "onehot-cnn", "genesis-frozen", "genesis-full")
+METHODS = ("position-mean", "onehot-bare", "onehot-cnn", "genesis-frozen", "genesis-frozen-cnn", "genesis-full")
+FROZEN = ("genesis-frozen", "genesis-frozen-cnn")
 
 
 def mcrmse_pooled(y: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> float:
@@ -109,7 +112,8 @@ def run_finetune(method: str, model, model_name: str, split: dict[str, list[Exam
                          mode="full" if method == "genesis-full" else "frozen", device="cpu", dtype=args.dtype,
                          epochs=args.full_epochs if method == "genesis-full" else args.epochs,
                          patience=2 if method == "genesis-full" else 10, batch_size=32,
-                         onehot_layers=0 if method == "onehot-bare" else 3, progress=sys.stderr.isatty())
+                         onehot_layers=0 if method == "onehot-bare" else 3,
+                         head_conv_layers=3 if method == "genesis-frozen-cnn" else 0, progress=sys.stderr.isatty())
     if onehot:
         encoder, name = build_encoder(cfg, None, None)
     else:
@@ -183,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="genesis-rna-small", help="model directory or shipped name")
     p.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--methods", nargs="+", default=["position-mean", "onehot-bare", "onehot-cnn", "genesis-frozen"],
-                   choices=METHODS)
+    p.add_argument("--methods", nargs="+", choices=METHODS,
+                   default=["position-mean", "onehot-bare", "onehot-cnn", "genesis-frozen", "genesis-frozen-cnn"])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--full-epochs", type=int, default=0, help="> 0 adds genesis-full (encoder fine-tuned)")
     p.add_argument("--dtype", default="bf16")
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         from genesis_rna import pretrained
 
         model = pretrained.load(args.model)[0]
-        if "genesis-frozen" in methods:
+        if any(m in FROZEN for m in methods):
             cache = Path(args.cache_dir) / f"{args.model.replace('/', '_')}-{len(examples)}.npy"
             feats_all, cpu = genesis_token_features(model, examples, cache, args.dtype)
             if cpu:
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           [q[:, j: j + 1] for q in preds])
             else:
                 feats = None
-                if method == "genesis-frozen":
+                if method in FROZEN:
                     feats = {s: [feats_all[index[e.id]] for e in split[s]] for s in split}
                 row = run_finetune(method, model, args.model, split, feats,
                                    Path(args.run_dir) / f"{method}-fold{fold}", args)

@@ -314,7 +314,8 @@ class MutationEffectHead(nn.Module):
 
 
 __all__ = [
-    "MLMHead", "StructureHead", "PairHead", "MutationEffectHead", "SequenceClassificationHead",
+    "MLMHead", "StructureHead", "PairHead", "MutationEffectHead", "ConvPool", "ResidualConvStack",
+    "SequenceClassificationHead",
     "SequenceRegressionHead", "TokenClassificationHead", "TokenRegressionHead", "masked_mean", "nucleotide_mask",
     "build_norm", "pool",
 ]

@@ -346,3 +346,26 @@ def test_fold_cli_with_a_structure_model_directory(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fold", str(fa), "--model", str(hybrid), "--no-vienna", "-o", str(tmp_path / "o2"), "-q"]) == 2
     assert "ViennaRNA prior" in capsys.readouterr().err
+
+
+def test_vienna_parameter_sets_switch_and_restore():
+    """Each bundled set changes ViennaRNA's energies; loading turner2004 gives RNAfold's defaults back."""
+    import RNA
+
+    from genesis_rna.errors import InputError
+    from genesis_rna.eval_benchmarks import VIENNA_PARAMS, use_vienna_params
+
+    seq = "GGGGAAACCCCAUAGGGGAAACCCCA"
+    default = RNA.fold(seq)[1]
+    try:
+        energies = {}
+        for name in VIENNA_PARAMS:
+            use_vienna_params(name)
+            energies[name] = RNA.fold_compound(seq).mfe()[1]
+        assert energies["turner2004"] == pytest.approx(default)
+        assert len({round(e, 2) for e in energies.values()}) == len(VIENNA_PARAMS)  # four different energy models
+        with pytest.raises(InputError, match="langdon2018"):
+            use_vienna_params("nupack")
+    finally:
+        use_vienna_params("turner2004")
+    assert RNA.fold(seq)[1] == pytest.approx(default)
