@@ -229,7 +229,8 @@ def run_protein(protein: str, model, model_name: str, args) -> dict[str, Any]:
     if args.full_epochs:
         n = args.full_train_size
         split = {"train": seeded_subsample(tr_s, n, 3), "valid": va_s, "test": test}
-        row["genesis_full"] = finetune_head(model, model_name, split, None, "full",
+        # a copy: full fine-tuning trains the encoder in place, and the next protein must embed with the shipped one
+        row["genesis_full"] = finetune_head(copy.deepcopy(model), model_name, split, None, "full",
                                             Path(args.run_dir) / f"{protein}-full", args.full_epochs, args.dtype)
         print(f"{protein} full fine-tune: test AUROC {row['genesis_full']['test_auroc']:.4f}", flush=True)
     return row
