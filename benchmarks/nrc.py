@@ -46,7 +46,8 @@ def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean") -> dict:
+def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean",
+                  encoder: str = "genesis") -> dict:
     """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
     import copy
 
@@ -64,6 +65,7 @@ def _finetune_run(model, name: str, mode: str, train, test, args, features=None,
         feats = {"train": [tr[k] for k in idx_train], "valid": [tr[k] for k in idx_valid], "test": list(te)}
     run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "")
     cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / run), mode=mode, pooling=pooling,
+                         encoder=encoder, onehot_layers=0,
                          epochs=args.full_epochs if mode == "full" else 100, patience=3 if mode == "full" else 10,
                          batch_size=16 if mode == "full" else 64, lr=1e-3, encoder_lr=args.encoder_lr,
                          dropout=args.head_dropout, weight_decay=args.head_weight_decay,
@@ -87,6 +89,12 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append(f"| none | k-mer (k=1..4) counts + logistic regression | {k['test_accuracy']:.4f} | "
                      f"{k['test_macro_f1']:.4f} | {k['cv_accuracy']:.4f} (5-fold) | C={k['C']:g}, "
                      f"{k['n_features']} features |")
+    o = results.get("onehot_conv")
+    if o:
+        lines.append(f"| none | conv-pooling head on bare one-hot rows (`--encoder onehot --onehot-layers 0 "
+                     f"--pooling conv`) | {o['test_accuracy']:.4f} | {o['test_macro_f1']:.4f} | "
+                     f"{o['valid_accuracy']:.4f} (10% of train) | best epoch {o['best_epoch']} of "
+                     f"{o['epochs_run']}; {o['cpu_seconds']:.0f} CPU s |")
     for name, row in results.get("models", {}).items():
         p = row.get("probe")
         if p:
@@ -118,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-probe", action="store_true", help="keep this model's stored probe row (e.g. for --full-epochs)")
     p.add_argument("--conv", action="store_true",
                    help="also the conv-pooling head (`finetune --pooling conv`) on frozen per-nucleotide rows")
+    p.add_argument("--onehot-conv", action="store_true",
+                   help="the same conv-pooling head on bare one-hot rows (no language model): how much is the LM")
     p.add_argument("--full-epochs", type=int, default=0, help="also fine-tune the encoder for N epochs (slow)")
     p.add_argument("--encoder-lr", type=float, default=5e-5)
     # chosen on the 10 % validation split (step-0001200 frozen head: dropout 0 / no decay 0.630, 0.1 / 0.01 0.614)
@@ -150,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         results["kmer_logreg"] = {**linear_probe(xtr, y_train, xte, y_test), "features_cpu_seconds":
                                   time.process_time() - t0}
         print(f"k-mer baseline: test accuracy {results['kmer_logreg']['test_accuracy']:.4f}")
+    if args.onehot_conv:
+        from genesis_rna.train_finetune import OneHotConvEncoder
+
+        args.dtype = "fp32"
+        results["onehot_conv"] = _finetune_run(OneHotConvEncoder(layers=0), "one-hot", "frozen", train, test, args,
+                                               pooling="conv", encoder="onehot")
+        print(f"one-hot conv-pooling head: test accuracy {results['onehot_conv']['test_accuracy']:.4f}")
     if args.model or args.random_init:
         if args.random_init:
             model, _ = pretrained.random_model(args.random_init, seed=0)

@@ -1,6 +1,6 @@
 """OpenVaccine mRNA degradation: per-nucleotide MCRMSE of a token-regression head on one-hot vs genesis-rna input.
 
-    python benchmarks/openvaccine.py                       # 5-fold CV: one-hot CNN, bare one-hot, genesis frozen
+    python benchmarks/openvaccine.py                       # 5-fold CV: one-hot CNN, bare one-hot, genesis frozen (+ CNN)
     python benchmarks/openvaccine.py --folds 0 --full-epochs 5   # also fine-tune the encoder on fold 0 (slow)
 
 Data: ../shared/data/downstream/openvaccine/train.jsonl.gz, only rows with SN_filter = 1 (1,587 of 2,097; the
