@@ -101,11 +101,12 @@ def write_markdown(results: dict, path: Path) -> None:
             lines.append(f"| {name} | linear probe, frozen mean embedding | {p['test_accuracy']:.4f} | "
                          f"{p['test_macro_f1']:.4f} | {p['cv_accuracy']:.4f} (5-fold) | C={p['C']:g}; embedding "
                          f"{row['embed_cpu_seconds']:.0f} CPU s |")
-        for mode in ("frozen", "conv", "full"):
+        for mode in ("frozen", "conv", "full", "full_conv"):
             f = row.get(f"finetune_{mode}")
             if f:
                 what = {"frozen": "MLP head, frozen encoder", "full": "full fine-tune (encoder + MLP head)",
-                        "conv": "conv-pooling head (`--pooling conv`) on frozen per-nucleotide rows"}[mode]
+                        "conv": "conv-pooling head (`--pooling conv`) on frozen per-nucleotide rows",
+                        "full_conv": "full fine-tune (encoder + conv-pooling head)"}[mode]
                 lines.append(f"| {name} | {what} | {f['test_accuracy']:.4f} | {f['test_macro_f1']:.4f} | "
                              f"{f['valid_accuracy']:.4f} (10% of train) | best epoch {f['best_epoch']} of "
                              f"{f['epochs_run']}; {f['cpu_seconds']:.0f} CPU s |")
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the same conv-pooling head on bare one-hot rows (no language model): how much is the LM")
     p.add_argument("--full-epochs", type=int, default=0, help="also fine-tune the encoder for N epochs (slow)")
     p.add_argument("--encoder-lr", type=float, default=5e-5)
+    p.add_argument("--full-pooling", choices=("mean", "conv"), default="mean", help="head pooling of --full-epochs")
     # chosen on the 10 % validation split (step-0001200 frozen head: dropout 0 / no decay 0.630, 0.1 / 0.01 0.614)
     p.add_argument("--head-dropout", type=float, default=0.0)
     p.add_argument("--head-weight-decay", type=float, default=0.0)
@@ -191,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             row["finetune_conv"] = _finetune_run(model, name, "frozen", train, test, args, pooling="conv")
             print(f"{name} conv-pooling head: test accuracy {row['finetune_conv']['test_accuracy']:.4f}")
         if args.full_epochs:
-            row["finetune_full"] = _finetune_run(model, name, "full", train, test, args)
-            print(f"{name} full fine-tune: test accuracy {row['finetune_full']['test_accuracy']:.4f}")
+            key = "finetune_full_conv" if args.full_pooling == "conv" else "finetune_full"
+            row[key] = _finetune_run(model, name, "full", train, test, args, pooling=args.full_pooling)
+            print(f"{name} full fine-tune ({args.full_pooling} pooling): test accuracy {row[key]['test_accuracy']:.4f}")
         results["models"][name] = row
     command = "python benchmarks/nrc.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     latest = _load_json(results_path)  # another run may have added its model meanwhile: merge, do not clobber
