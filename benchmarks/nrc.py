@@ -47,7 +47,7 @@ def _load_json(path: Path) -> dict:
 
 
 def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean",
-                  encoder: str = "genesis") -> dict:
+                  encoder: str = "genesis", dtype: str | None = None) -> dict:
     """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
     import copy
 
@@ -69,7 +69,7 @@ def _finetune_run(model, name: str, mode: str, train, test, args, features=None,
                          epochs=args.full_epochs if mode == "full" else 100, patience=3 if mode == "full" else 10,
                          batch_size=16 if mode == "full" else 64, lr=1e-3, encoder_lr=args.encoder_lr,
                          dropout=args.head_dropout, weight_decay=args.head_weight_decay,
-                         dtype=args.dtype, progress=sys.stderr.isatty(), base_model=name)
+                         dtype=dtype or args.dtype, progress=sys.stderr.isatty(), base_model=name)
     t0 = time.perf_counter()
     res = finetune(cfg, split, ColumnSpec(), model, base_name=name, features=feats)
     return {"test_accuracy": res["test"]["accuracy"], "test_macro_f1": res["test"]["macro_f1"],
@@ -165,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.onehot_conv:
         from genesis_rna.train_finetune import OneHotConvEncoder
 
-        args.dtype = "fp32"
         results["onehot_conv"] = _finetune_run(OneHotConvEncoder(layers=0), "one-hot", "frozen", train, test, args,
-                                               pooling="conv", encoder="onehot")
+                                               pooling="conv", encoder="onehot", dtype="fp32")
         print(f"one-hot conv-pooling head: test accuracy {results['onehot_conv']['test_accuracy']:.4f}")
     if args.model or args.random_init:
         if args.random_init:

@@ -223,7 +223,7 @@ class ResidualConvStack(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
 
-    def stack(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.input is None:
             return x
         keep = (torch.ones(x.shape[:2], device=x.device) if mask is None else mask.to(x.dtype)).unsqueeze(1)
@@ -232,9 +232,6 @@ class ResidualConvStack(nn.Module):
             h = h + self.dropout(F.gelu(conv(h))) * keep
             h = norm(h.transpose(1, 2)).transpose(1, 2) * keep
         return h.transpose(1, 2)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.stack(x, mask)
 
 
 class TokenClassificationHead(nn.Module):

@@ -229,7 +229,7 @@ class OneHotConvEncoder(ResidualConvStack):
                 else 0, "layers": self.n_conv, "kernel": self.kernel}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.stack(F.one_hot(input_ids, self.vocab_size).float(), input_ids != PAD_ID)
+        return super().forward(F.one_hot(input_ids, self.vocab_size).float(), input_ids != PAD_ID)
 
 
 def encoder_width(encoder: nn.Module) -> int:
