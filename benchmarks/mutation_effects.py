@@ -18,7 +18,10 @@ Random(42)), hyper-parameters chosen on valid, Spearman on test:
 - LM-embedding ridge: frozen final-layer features of the mutant and wild type (mean over the sequence and mean
   over the mutated sites: [m_mut - m_wt, s_mut, s_mut - s_wt]) plus the zero-shot score;
 - MutationEffectHead (genesis_rna.heads) trained on the same frozen features (encoder not fine-tuned: CPU only);
-- one-hot + LM features in one ridge.
+- one-hot + LM features in one ridge;
+- with `--finetuned DIR` (a `genesis-rna finetune --mode full` directory trained on the same split, command in
+  docs/mutations.md): that model's test Spearman, and its blend with the one-hot ridge (z-scored predictions,
+  weight chosen on valid from 0, 0.05, ..., 1), with a paired bootstrap of blend minus ridge on the test set.
 
 Results: benchmarks/results/mutation_effects/results.json and results.md (one section per model).
 """
@@ -102,7 +105,7 @@ def ridge_fit_eval(x: np.ndarray, y: np.ndarray, split: np.ndarray) -> dict:
         if best is None or r > best[0]:
             best = (r, alpha, pred)
     return {"alpha": best[1], "valid_spearman": best[0], "test_spearman": rho(best[2][te], y[te]),
-            "test_pred": best[2][te]}
+            "test_pred": best[2][te], "pred": best[2]}
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float):
@@ -224,13 +227,54 @@ def evaluate_model(spec: str, data: dict, baselines: dict, cache_dir: str | None
     out["feature_cpu_s"] = time.process_time() - t0
     x_lm = np.concatenate([feats["mean"] - feats["wt_mean"], feats["site"], feats["site"] - feats["wt_site"],
                            zero[:, None]], axis=1)
-    out["ridge_lm_embeddings"] = {k: v for k, v in ridge_fit_eval(x_lm, y, split).items() if k != "test_pred"}
+    out["ridge_lm_embeddings"] = {k: v for k, v in ridge_fit_eval(x_lm, y, split).items()
+                                  if k not in ("test_pred", "pred")}
     out["ridge_onehot_plus_lm"] = {k: v for k, v in ridge_fit_eval(np.concatenate([baselines["onehot_x"], x_lm], 1),
-                                                                   y, split).items() if k != "test_pred"}
+                                                                   y, split).items()
+                                   if k not in ("test_pred", "pred")}
     t0 = time.process_time()
     out["mutation_effect_head"] = train_effect_head(feats, y, split)
     out["mutation_effect_head"]["cpu_s"] = time.process_time() - t0
     return out
+
+
+def finetuned_rows(model_dir: str, data: dict, ridge_pred: np.ndarray, n_boot: int = 2000) -> dict:
+    """Test Spearman of a fully fine-tuned model, and of its valid-weighted blend with the one-hot ridge.
+
+    The blend is a two-model ensemble: each prediction z-scored on valid, ``w * finetuned + (1 - w) * ridge`` with
+    w picked by valid Spearman; the paired bootstrap over test rows says whether blend - ridge is above noise.
+    """
+    from genesis_rna.predict import predict_sequences
+
+    y, split = data["fitness"], data["split"]
+    va, te = split == "valid", split == "test"
+    rows = np.nonzero(va | te)[0]
+    t0 = time.process_time()
+    preds, _ = predict_sequences(model_dir, [data["seqs"][i] for i in rows], device="cpu", dtype="fp32")
+    ft = np.full(len(y), np.nan)
+    ft[rows] = [float(p[0]) for p in preds]
+
+    def z(a: np.ndarray) -> np.ndarray:
+        return (a - a[va].mean()) / a[va].std()
+
+    weights = np.round(np.linspace(0.0, 1.0, 21), 2)
+    valid_rho = [rho((w * z(ft) + (1 - w) * z(ridge_pred))[va], y[va]) for w in weights]
+    w = float(weights[int(np.argmax(valid_rho))])
+    blend = w * z(ft) + (1 - w) * z(ridge_pred)
+    rng = np.random.default_rng(0)
+    test_rows = np.nonzero(te)[0]
+    diffs = []
+    for _ in range(n_boot):
+        s = rng.choice(test_rows, len(test_rows))
+        diffs.append(rho(blend[s], y[s]) - rho(ridge_pred[s], y[s]))
+    diffs = np.array(diffs)
+    return {"model_dir": model_dir, "predict_cpu_s": time.process_time() - t0,
+            "finetuned": {"valid_spearman": rho(ft[va], y[va]), "test_spearman": rho(ft[te], y[te])},
+            "blend_with_onehot_ridge": {"weight_finetuned": w, "valid_spearman": max(valid_rho),
+                                        "test_spearman": rho(blend[te], y[te]),
+                                        "bootstrap_test_diff_vs_ridge": {
+                                            "mean": float(diffs.mean()), "ci95": np.percentile(diffs, [2.5, 97.5]).tolist(),
+                                            "p_le_0": float((diffs <= 0).mean()), "n": n_boot}}}
 
 
 def markdown(results: dict) -> str:
@@ -256,9 +300,19 @@ def markdown(results: dict) -> str:
                   f"{m['mutation_effect_head']['test_spearman']:.3f} |",
                   f"| {name}: ridge on one-hot + LM features | supervised | | "
                   f"{m['ridge_onehot_plus_lm']['test_spearman']:.3f} |"]
+    ft = results.get("finetuned")
+    if ft:
+        b2 = ft["blend_with_onehot_ridge"]
+        boot = b2["bootstrap_test_diff_vs_ridge"]
+        lines += [f"| full fine-tune (`{ft['model_dir']}`) | supervised | | {ft['finetuned']['test_spearman']:.3f} |",
+                  f"| blend: {b2['weight_finetuned']:.2f} x full fine-tune + {1 - b2['weight_finetuned']:.2f} x "
+                  f"one-hot ridge (weight on valid) | supervised | | {b2['test_spearman']:.4f} |",
+                  "", f"Blend minus one-hot ridge on test, paired bootstrap ({boot['n']} resamples): "
+                  f"{boot['mean']:+.4f} (95% CI {boot['ci95'][0]:+.4f} .. {boot['ci95'][1]:+.4f}; "
+                  f"share <= 0: {boot['p_le_0']:.3f}); one-hot ridge alone {b['ridge_onehot']['test_spearman']:.4f}."]
     lines += ["", "Zero-shot scores use no fitness data; supervised ones are fitted on the train split "
-              "(hyper-parameters on valid). The encoder is frozen (CPU budget): the head and the ridge see its "
-              "final-layer features. Masked-marginal scoring of all variants costs 72 masked forwards."]
+              "(hyper-parameters on valid). Except the full fine-tune and its blend, the encoder is frozen: the head "
+              "and the ridges see its final-layer features. Masked-marginal scoring of all variants costs 72 masked forwards."]
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +322,9 @@ def main(argv=None) -> int:
                    help="model directories or shipped names; 'random:small' for a random-init baseline")
     p.add_argument("--output", default=str(OUT))
     p.add_argument("--cache", default=None, help="directory to keep frozen LM features in (reused when present)")
+    p.add_argument("--finetuned", default=None,
+                   help="a `genesis-rna finetune --mode full` directory trained on this split (docs/mutations.md): "
+                        "adds its test row and its blend with the one-hot ridge")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     data = load_data()
@@ -278,7 +335,8 @@ def main(argv=None) -> int:
     baselines = {k: {"all_spearman": rho(v, y), "test_spearman": rho(v[te], y[te])} for k, v in vienna.items()}
     baselines["vienna_cpu_s"] = time.process_time() - t0
     x_oh = one_hot(data["seqs"])
-    baselines["ridge_onehot"] = {k: v for k, v in ridge_fit_eval(x_oh, y, split).items() if k != "test_pred"}
+    ridge = ridge_fit_eval(x_oh, y, split)
+    baselines["ridge_onehot"] = {k: v for k, v in ridge.items() if k not in ("test_pred", "pred")}
     print(json.dumps(baselines, indent=1), flush=True)
     models = []
     results = {"command": "python benchmarks/mutation_effects.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -286,6 +344,9 @@ def main(argv=None) -> int:
                "n_variants": len(y), "n_test": int(te.sum()), "baselines": baselines, "models": models}
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    if args.finetuned:
+        results["finetuned"] = finetuned_rows(args.finetuned, data, ridge["pred"])
+        print(json.dumps(results["finetuned"], indent=1), flush=True)
     for spec in args.model:  # results are rewritten after each model, so a long run keeps what it has
         res = evaluate_model(spec, data, {"onehot_x": x_oh}, args.cache)
         print(json.dumps(res, indent=1), flush=True)
