@@ -104,8 +104,12 @@ def ridge_fit_eval(x: np.ndarray, y: np.ndarray, split: np.ndarray) -> dict:
         r = rho(pred[va], y[va])
         if best is None or r > best[0]:
             best = (r, alpha, pred)
-    return {"alpha": best[1], "valid_spearman": best[0], "test_spearman": rho(best[2][te], y[te]),
-            "test_pred": best[2][te], "pred": best[2]}
+    return {"alpha": best[1], "valid_spearman": best[0], "test_spearman": rho(best[2][te], y[te]), "pred": best[2]}
+
+
+def without_preds(fit: dict) -> dict:
+    """A ridge_fit_eval result without its prediction array, for results.json."""
+    return {k: v for k, v in fit.items() if k != "pred"}
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float):
@@ -227,11 +231,9 @@ def evaluate_model(spec: str, data: dict, baselines: dict, cache_dir: str | None
     out["feature_cpu_s"] = time.process_time() - t0
     x_lm = np.concatenate([feats["mean"] - feats["wt_mean"], feats["site"], feats["site"] - feats["wt_site"],
                            zero[:, None]], axis=1)
-    out["ridge_lm_embeddings"] = {k: v for k, v in ridge_fit_eval(x_lm, y, split).items()
-                                  if k not in ("test_pred", "pred")}
-    out["ridge_onehot_plus_lm"] = {k: v for k, v in ridge_fit_eval(np.concatenate([baselines["onehot_x"], x_lm], 1),
-                                                                   y, split).items()
-                                   if k not in ("test_pred", "pred")}
+    out["ridge_lm_embeddings"] = without_preds(ridge_fit_eval(x_lm, y, split))
+    out["ridge_onehot_plus_lm"] = without_preds(ridge_fit_eval(np.concatenate([baselines["onehot_x"], x_lm], 1),
+                                                               y, split))
     t0 = time.process_time()
     out["mutation_effect_head"] = train_effect_head(feats, y, split)
     out["mutation_effect_head"]["cpu_s"] = time.process_time() - t0
@@ -253,7 +255,6 @@ def finetuned_rows(model_dir: str, data: dict, ridge_pred: np.ndarray, n_boot: i
     preds, _ = predict_sequences(model_dir, [data["seqs"][i] for i in rows], device="cpu", dtype="fp32")
     ft = np.full(len(y), np.nan)
     ft[rows] = [float(p[0]) for p in preds]
-
     return {"model_dir": model_dir, "predict_cpu_s": time.process_time() - t0,
             "finetuned": {"valid_spearman": rho(ft[va], y[va]), "test_spearman": rho(ft[te], y[te])},
             "blend_with_onehot_ridge": blend_with_ridge(ft, ridge_pred, y, split, n_boot)}
@@ -345,7 +346,7 @@ def main(argv=None) -> int:
     baselines["vienna_cpu_s"] = time.process_time() - t0
     x_oh = one_hot(data["seqs"])
     ridge = ridge_fit_eval(x_oh, y, split)
-    baselines["ridge_onehot"] = {k: v for k, v in ridge.items() if k not in ("test_pred", "pred")}
+    baselines["ridge_onehot"] = without_preds(ridge)
     print(json.dumps(baselines, indent=1), flush=True)
     models = []
     results = {"command": "python benchmarks/mutation_effects.py " + " ".join(sys.argv[1:] if argv is None else argv),
