@@ -63,13 +63,14 @@ def _finetune_run(model, name: str, mode: str, train, test, args, features=None,
         idx_train = [k for k, e in enumerate(train) if e.split == "train"]
         idx_valid = [k for k, e in enumerate(train) if e.split == "valid"]
         feats = {"train": [tr[k] for k in idx_train], "valid": [tr[k] for k in idx_valid], "test": list(te)}
-    run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "")
+    run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "") + (f"-seed{args.seed}" if args.seed else "")
     cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / run), mode=mode, pooling=pooling,
                          encoder=encoder, onehot_layers=0,
                          epochs=args.full_epochs if mode == "full" else 100, patience=3 if mode == "full" else 10,
                          batch_size=16 if mode == "full" else 64, lr=1e-3, encoder_lr=args.encoder_lr,
                          dropout=args.head_dropout, weight_decay=args.head_weight_decay,
-                         dtype=dtype or args.dtype, progress=sys.stderr.isatty(), base_model=name)
+                         dtype=dtype or args.dtype, progress=sys.stderr.isatty(), base_model=name,
+                         seed=args.seed)
     t0 = time.perf_counter()
     res = finetune(cfg, split, ColumnSpec(), model, base_name=name, features=feats)
     return {"test_accuracy": res["test"]["accuracy"], "test_macro_f1": res["test"]["macro_f1"],
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-dropout", type=float, default=0.0)
     p.add_argument("--head-weight-decay", type=float, default=0.0)
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--seed", type=int, default=0,
+                   help="fine-tune seed (head init, batch order, dropout); the valid split stays seed 0")
     p.add_argument("--limit", type=int, default=0, help="subsample train to about N (test N/2): smoke runs")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "genesis-rna" / "nrc"))
