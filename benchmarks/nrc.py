@@ -46,23 +46,59 @@ def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean",
-                  encoder: str = "genesis", dtype: str | None = None) -> dict:
-    """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
+def _with_valid_split(train) -> list:
+    """Copies of ``train`` (same order) marked with the fixed seed-0 10 % validation split every fine-tune row
+    early-stops on."""
     import copy
 
     train = [copy.copy(e) for e in train]
     for e in train:
         e.split = None
     assign_splits(train, valid_fraction=0.1, seed=0)
+    return train
+
+
+def ensemble_run(model_dirs: list[str], train, test, dtype: str) -> dict:
+    """Mean class probabilities of fine-tuned model directories (e.g. one recipe, several seeds).
+
+    Nothing is tuned: members are averaged with equal weight, so the valid accuracy is as honest as each
+    member's (all early-stopped on the same valid split) and the test accuracy is a fresh measurement.
+    """
+    import numpy as np
+
+    from genesis_rna.predict import predict_sequences
+    from genesis_rna.train_finetune import classification_metrics
+
+    valid = [e for e in _with_valid_split(train) if e.split == "valid"]
+    sums: dict[str, np.ndarray] = {}
+    outputs = None
+    t0 = time.process_time()
+    for d in model_dirs:
+        for part, examples in (("valid", valid), ("test", test)):
+            probs, info = predict_sequences(d, [e.sequence for e in examples], dtype=dtype)
+            if outputs is not None and info["outputs"] != outputs:
+                raise SystemExit(f"{d}: its classes differ from {model_dirs[0]}'s; cannot average")
+            outputs = info["outputs"]
+            sums[part] = sums.get(part, 0) + np.stack(probs)
+    index = {c: k for k, c in enumerate(outputs)}
+    metrics = {part: classification_metrics(np.array([index[e.target] for e in examples]), sums[part] / len(model_dirs))
+               for part, examples in (("valid", valid), ("test", test))}
+    return {"members": model_dirs, "test_accuracy": metrics["test"]["accuracy"],
+            "test_macro_f1": metrics["test"]["macro_f1"], "valid_accuracy": metrics["valid"]["accuracy"],
+            "cpu_seconds": time.process_time() - t0}
+
+
+def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean",
+                  encoder: str = "genesis", dtype: str | None = None) -> dict:
+    """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
+    train = _with_valid_split(train)
     split = {"train": [e for e in train if e.split == "train"], "valid": [e for e in train if e.split == "valid"],
              "test": test}
     feats = None
     if features is not None:
         tr, te = features
-        idx_train = [k for k, e in enumerate(train) if e.split == "train"]
-        idx_valid = [k for k, e in enumerate(train) if e.split == "valid"]
-        feats = {"train": [tr[k] for k in idx_train], "valid": [tr[k] for k in idx_valid], "test": list(te)}
+        feats = {part: [tr[k] for k, e in enumerate(train) if e.split == part] for part in ("train", "valid")}
+        feats["test"] = list(te)
     run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "") + (f"-seed{args.seed}" if args.seed else "")
     cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / run), mode=mode, pooling=pooling,
                          encoder=encoder, onehot_layers=0,
@@ -111,6 +147,11 @@ def write_markdown(results: dict, path: Path) -> None:
                 lines.append(f"| {name} | {what} | {f['test_accuracy']:.4f} | {f['test_macro_f1']:.4f} | "
                              f"{f['valid_accuracy']:.4f} (10% of train) | best epoch {f['best_epoch']} of "
                              f"{f['epochs_run']}; {f['cpu_seconds']:.0f} CPU s |")
+    for name, e in results.get("ensembles", {}).items():
+        lines.append(f"| {name} | mean probabilities of {len(e['members'])} fine-tuned models (equal weights, "
+                     f"nothing tuned): {', '.join(Path(m).name for m in e['members'])} | {e['test_accuracy']:.4f} | "
+                     f"{e['test_macro_f1']:.4f} | {e['valid_accuracy']:.4f} (10% of train) | "
+                     f"{e['cpu_seconds']:.0f} CPU s to predict |")
     lines += ["", "Anchors (BEACON, not measured here): " +
               ", ".join(f"{k} {v:.2%}" for k, v in ANCHORS.items()) + f". Project goal: >= {GOAL:.0%}.", "",
               "Commands:", ""]
@@ -137,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-dropout", type=float, default=0.0)
     p.add_argument("--head-weight-decay", type=float, default=0.0)
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="DIR",
+                   help="average the class probabilities of these fine-tuned model directories (row --name)")
     p.add_argument("--seed", type=int, default=0,
                    help="fine-tune seed (head init, batch order, dropout); the valid split stays seed 0")
     p.add_argument("--limit", type=int, default=0, help="subsample train to about N (test N/2): smoke runs")
@@ -144,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "genesis-rna" / "nrc"))
     p.add_argument("--run-dir", default="/tmp/genesis_rna_nrc_runs", help="fine-tuned model directories")
     args = p.parse_args(argv)
+    if args.ensemble and (args.model or args.random_init):
+        p.error("--ensemble is its own row: run it without --model/--random-init")
     if not DATA.is_dir():
         print(f"nRC data not found at {DATA}", file=sys.stderr)
         return 2
@@ -171,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         results["onehot_conv"] = _finetune_run(OneHotConvEncoder(layers=0), "one-hot", "frozen", train, test, args,
                                                pooling="conv", encoder="onehot", dtype="fp32")
         print(f"one-hot conv-pooling head: test accuracy {results['onehot_conv']['test_accuracy']:.4f}")
+    if args.ensemble:
+        name = args.name or "ensemble"
+        results.setdefault("ensembles", {})[name] = ensemble_run(args.ensemble, train, test, args.dtype)
+        print(f"{name}: test accuracy {results['ensembles'][name]['test_accuracy']:.4f}")
     if args.model or args.random_init:
         if args.random_init:
             model, _ = pretrained.random_model(args.random_init, seed=0)
@@ -205,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         for other, other_row in latest.get("models", {}).items():
             if other != (name if args.model or args.random_init else None):
                 results.setdefault("models", {})[other] = other_row
+        for other, other_row in latest.get("ensembles", {}).items():
+            if other != (name if args.ensemble else None):
+                results.setdefault("ensembles", {})[other] = other_row
         results["commands"] = latest.get("commands", [])
     results["commands"] = sorted(set(results.get("commands", [])) | {command})
     out.mkdir(parents=True, exist_ok=True)
