@@ -587,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
                       f" loss {r['final_val_mlm_loss']:.4f} acc {r['final_val_mlm_acc']:.4f} "
                       f"TFLOPs {r['flops'] / 1e12:.3f} cpu {r['cpu']:.0f}s act {r['activation']:.2f} "
                       f"({time.perf_counter() - ts:.0f}s)", file=sys.stderr, flush=True)
+    if not runs:
+        print(f"ast_efficiency: no arm was run or cached under {run_root} (--no_run summarises cached arms only)",
+              file=sys.stderr)
+        return 2
     summary = summarise(runs, arms)
     import genesis_rna
 

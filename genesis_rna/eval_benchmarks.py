@@ -184,12 +184,22 @@ def _subset(ids: list[str], cap: int | None, seed: int) -> list[str]:
     return sorted(rng.choice(ids, size=cap, replace=False).tolist())
 
 
-def _with_priors(examples: dict, ids: Sequence[str], cache: Path) -> list:
+def needs_vienna(method: str) -> bool:
+    """Whether ``method`` reads ViennaRNA folds: all but the learned heads without the prior (``onehot``,
+    ``genesis_frozen``), which can then run without filling the (slow, O(L^3) per sequence) cache."""
+    return method not in LEARNED or LEARNED[method]["vienna"]
+
+
+def _with_priors(examples: dict, ids: Sequence[str], cache: Path, vienna: bool = True) -> list:
+    """The examples of ``ids`` with their cached ViennaRNA prior attached (``prior=None`` when not ``vienna``)."""
     from dataclasses import replace
 
     out = []
     for rid in ids:
         ex = examples[rid]
+        if not vienna:
+            out.append(replace(ex, prior=None))
+            continue
         v = read_vienna(cache, rid, len(ex.sequence))
         out.append(replace(ex, prior=(v["bpp"], v["mfe_matrix"])))
     return out
@@ -252,8 +262,8 @@ def _run_learned(method: str, fold: dict, examples: dict, cache: Path, test_ids:
     encoder = args.encoder if spec["encoder"] else None
     model = build_structure_model(encoder, use_vienna=spec["vienna"], finetune=spec.get("finetune", False),
                                   channels=args.channels)
-    train = _with_priors(examples, _subset(fold["train"], args.max_train, args.seed), cache)
-    valid = _with_priors(examples, _subset(fold["valid"], args.max_valid, args.seed), cache)
+    train = _with_priors(examples, _subset(fold["train"], args.max_train, args.seed), cache, spec["vienna"])
+    valid = _with_priors(examples, _subset(fold["valid"], args.max_valid, args.seed), cache, spec["vienna"])
     log = (lambda s: print(f"{method}: {s}", file=sys.stderr, flush=True)) if args.verbose else None
     info = train_structure_model(model, train, valid, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                  max_train_len=args.max_train_len, seed=args.seed, log=log, patience=args.patience,
@@ -261,7 +271,7 @@ def _run_learned(method: str, fold: dict, examples: dict, cache: Path, test_ids:
     dtype = torch.bfloat16 if args.bf16 else torch.float32
     preds = {}
     t0 = time.perf_counter()
-    for ex in _with_priors(examples, test_ids, cache):
+    for ex in _with_priors(examples, test_ids, cache, spec["vienna"]):
         p = predict_proba(model, ex.sequence, ex.prior, dtype=dtype)
         preds[ex.id] = decode(p, ex.sequence, threshold=info["threshold"])
     info["test_seconds"] = time.perf_counter() - t0
@@ -348,9 +358,12 @@ def run_archiveii(args: argparse.Namespace) -> dict:
     for name in names:
         fold = folds[name]
         test_ids = _subset(fold["test"], args.max_test, args.seed)
-        vienna_cache(examples, cache, test_ids + _subset(fold["valid"], args.max_valid, args.seed)
-                     + (_subset(fold["train"], args.max_train, args.seed) if set(args.methods) & set(LEARNED) else []),
-                     progress=args.verbose)
+        vienna_methods = [m for m in args.methods if needs_vienna(m)]
+        if vienna_methods:
+            learned_with_prior = set(vienna_methods) & set(LEARNED)
+            vienna_cache(examples, cache, test_ids + _subset(fold["valid"], args.max_valid, args.seed)
+                         + (_subset(fold["train"], args.max_train, args.seed) if learned_with_prior else []),
+                         progress=args.verbose)
         for method in args.methods:
             path = out / "folds" / f"{args.split}_{_safe(name)}_{method}.json"
             if path.is_file():

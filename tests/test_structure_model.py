@@ -164,3 +164,56 @@ def test_archiveii_loader_agrees_with_dotbracket_column():
         fam = {ex[i].family for i in parts["test"]}
         assert len(fam) == 1
         assert not fam & {ex[i].family for i in parts["train"] + parts["valid"]}
+
+
+def _tiny_archiveii(root: Path, rng: np.random.Generator) -> None:
+    """An ArchiveII-format folder (CSV with 1-based pairs + a famfold split) of synthetic hairpins."""
+    import csv
+
+    rows, split = [], []
+    for fam, n in (("tRNA", 6), ("5s", 6)):
+        for k, ex in enumerate(_hairpins(n, rng)):
+            pairs = [[i + 1, int(j) + 1] for i, j in enumerate(ex.partner) if j > i]
+            rid = f"{fam}_synthetic-{k}"
+            rows.append({"id": rid, "sequence": ex.sequence, "len": len(ex.sequence), "structure": "",
+                         "base_pairs": json.dumps(pairs)})
+            for held_out in ("tRNA", "5s"):
+                part = "test" if fam == held_out else ("valid" if k < 2 else "train")
+                split.append({"fold_name": held_out, "fold_number": 0, "partition": part, "id": rid})
+    for name, table in (("ArchiveII.csv", rows), ("split_famfold.csv", split)):
+        with open(root / name, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(table[0]))
+            w.writeheader()
+            w.writerows(table)
+
+
+def test_heads_without_the_prior_never_fold_with_vienna(tmp_path, monkeypatch):
+    """``onehot`` needs no ViennaRNA: the benchmark must run it without filling the cache (hours for all of
+    ArchiveII), and score it on the held-out family; a Vienna method still fills the cache."""
+    import argparse
+
+    from genesis_rna import eval_benchmarks as eb
+    from genesis_rna import structure_model as sm
+
+    _tiny_archiveii(tmp_path, np.random.default_rng(1))
+
+    def no_vienna(*_a, **_k):
+        raise AssertionError("ViennaRNA was called for a method that does not use it")
+
+    monkeypatch.setattr(sm, "vienna_partition", no_vienna)
+    p = argparse.ArgumentParser()
+    eb.add_arguments(p)
+    args = p.parse_args(["archiveii", "--data", str(tmp_path), "--output", str(tmp_path / "out"), "--methods",
+                         "onehot", "--epochs", "1", "--steps-per-epoch", "4", "--max-train-len", "40",
+                         "--channels", "4"])
+    assert eb.needs_vienna("vienna_mea") and eb.needs_vienna("genesis_hybrid")
+    assert not eb.needs_vienna("onehot") and not eb.needs_vienna("genesis_frozen")
+    eb.run_archiveii(args)
+    done = sorted(f.name for f in (tmp_path / "out" / "folds").iterdir())
+    assert done == ["famfold_5s_onehot.json", "famfold_tRNA_onehot.json"]
+    rec = json.loads((tmp_path / "out" / "folds" / "famfold_tRNA_onehot.json").read_text())
+    assert rec["n_test"] == 6 and 0.0 <= rec["scores"]["overall"]["f1"] <= 1.0
+    assert not (tmp_path / "out" / "cache" / "vienna").exists()
+    args.methods = ["vienna_mfe"]
+    with pytest.raises(AssertionError, match="ViennaRNA was called"):
+        eb.run_archiveii(args)
