@@ -407,6 +407,37 @@ def summarise(runs: list[dict], arms: list[str]) -> dict[str, Any]:
     return out
 
 
+def cross_budget(runs: list[dict], arms: list[str]) -> dict[str, Any]:
+    """Every arm at the smallest budget against the dense arm at the largest, seed by seed.
+
+    The per-budget 'reach' numbers read an arm's loss mid-run, before its learning rate has decayed, which
+    favours dense (whose final point is annealed). Here both sides are finished, fully annealed runs: an arm at
+    budget 300 that ends at or below dense's final loss at budget 600 has matched dense with half its FLOPs.
+    The dense row itself says what doubling the compute buys."""
+    budgets = sorted({r["budget"] for r in runs})
+    if len(budgets) < 2:
+        return {}
+    small, large = budgets[0], budgets[-1]
+    seeds = sorted({r["seed"] for r in runs})
+    rows: dict[str, Any] = {}
+    for arm in arms:
+        per_seed = []
+        for seed in seeds:
+            r = next((x for x in runs if x["arm"] == arm and x["seed"] == seed and x["budget"] == small), None)
+            d = next((x for x in runs if x["arm"] == "dense" and x["seed"] == seed and x["budget"] == large), None)
+            if r is None or d is None:
+                continue
+            gap = r["final_val_mlm_loss"] - d["final_val_mlm_loss"]
+            per_seed.append({"seed": seed, "loss_minus_dense_large": gap, "flops_ratio": r["flops"] / d["flops"],
+                             "cpu_ratio": r["cpu"] / d["cpu"], "matched": bool(gap <= 0)})
+        if per_seed:
+            rows[arm] = {"n_seeds": len(per_seed), "n_matched": sum(p["matched"] for p in per_seed),
+                         "per_seed": per_seed,
+                         **{k: _ms([p[k] for p in per_seed])
+                            for k in ("loss_minus_dense_large", "flops_ratio", "cpu_ratio")}}
+    return {"small_budget": small, "large_budget": large, "rows": rows}
+
+
 def goal_check(summary: dict[str, Any], arm: str) -> dict[str, Any]:
     """The issue's goal for one arm, per budget: reach dense's final loss with <= 0.6 of its FLOPs and <= 0.7 of its
     CPU time (every seed), and a lower final loss than uniform random (no scoring) at equal compute by more than
@@ -427,6 +458,19 @@ def goal_check(summary: dict[str, Any], arm: str) -> dict[str, Any]:
                     "beats_random": None if math.isnan(spread) else bool(gap > spread)}
         checks[budget] = {"reach_flops_le_0.6": flops_ok, "reach_cpu_le_0.7": cpu_ok, "vs_random": beat}
     return checks
+
+
+def cross_budget_goal(cross: dict[str, Any], arm: str) -> dict[str, Any] | None:
+    """The goal read across budgets: on every seed, the arm's finished run at the small budget ends at or below
+    dense's at the large budget, with <= 0.6 of its FLOPs and <= 0.7 of its CPU time."""
+    row = cross.get("rows", {}).get(arm) if cross else None
+    if row is None:
+        return None
+    per = row["per_seed"]
+    return {"matched_every_seed": row["n_matched"] == row["n_seeds"],
+            "flops_le_0.6": all(p["flops_ratio"] <= 0.6 for p in per),
+            "cpu_le_0.7": all(p["cpu_ratio"] <= 0.7 for p in per),
+            "met": all(p["matched"] and p["flops_ratio"] <= 0.6 and p["cpu_ratio"] <= 0.7 for p in per)}
 
 
 def _fmt(ms: tuple, digits: int = 3) -> str:
@@ -460,6 +504,20 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                          f"{rf} | {rc} | {_fmt(r['activation'], 2)} | {_fmt(r['steps'], 0)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def cross_budget_markdown(cross: dict[str, Any]) -> str:
+    if not cross:
+        return ""
+    small, large = cross["small_budget"], cross["large_budget"]
+    lines = [f"**Finished runs at budget {small} against dense at budget {large}** (both fully annealed; "
+             f"loss difference < 0 means the arm matched dense with its smaller budget)", "",
+             f"| arm (budget {small}) | val MLM loss minus dense@{large} | FLOPs / dense@{large} | "
+             f"CPU / dense@{large} | seeds at or below dense@{large} |", "|---|---|---|---|---|"]
+    for arm, r in cross["rows"].items():
+        lines.append(f"| {arm} | {_fmt(r['loss_minus_dense_large'], 4)} | {_fmt(r['flops_ratio'], 2)} | "
+                     f"{_fmt(r['cpu_ratio'], 2)} | {r['n_matched']}/{r['n_seeds']} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(runs: list[dict], arms: list[str], path: Path) -> None:
@@ -616,10 +674,13 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_seconds": time.perf_counter() - t0,
         "arms": {a: ARMS[a].note for a in arms},
     }
+    cross = cross_budget(runs, arms)
     goals = {arm: goal_check(summary, arm) for arm in arms if arm != "dense"}
-    result = {"meta": meta, "summary": summary, "goal": goals, "runs": runs}
+    for arm in goals:
+        goals[arm]["cross_budget"] = cross_budget_goal(cross, arm)
+    result = {"meta": meta, "summary": summary, "cross_budget": cross, "goal": goals, "runs": runs}
     (out_dir / "results.json").write_text(json.dumps(result, indent=1, allow_nan=True))
-    table_md = markdown(summary, meta)
+    table_md = markdown(summary, meta) + cross_budget_markdown(cross)
     if notes:
         table_md += "\n" + "\n".join(f"Note: {n}" for n in notes) + "\n"
     (out_dir / "summary.md").write_text(table_md)

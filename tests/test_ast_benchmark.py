@@ -1,0 +1,61 @@
+"""benchmarks/ast_efficiency.py's bookkeeping: the 'reach' interpolation and the cross-budget goal, on runs whose
+answers are computed by hand (the benchmark itself is too slow for a unit test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "ast_efficiency.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("ast_efficiency_under_test", PATH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    yield mod
+    del sys.modules[spec.name]
+
+
+def _run(arm, seed, budget, loss, flops, cpu):
+    return {"arm": arm, "seed": seed, "budget": budget, "final_val_mlm_loss": loss, "flops": flops, "cpu": cpu,
+            "curve": [{"val_mlm_loss": 2.0, "flops": 0.0, "cpu": 0.0}, {"val_mlm_loss": loss, "flops": flops,
+                                                                      "cpu": cpu}]}
+
+
+def test_reach_interpolates_linearly_between_evaluations(bench):
+    curve = [{"val_mlm_loss": 2.0, "flops": 0.0}, {"val_mlm_loss": 1.5, "flops": 10.0},
+             {"val_mlm_loss": 1.0, "flops": 20.0}]
+    assert bench.reach(curve, 1.25, "flops") == pytest.approx(15.0)  # halfway between 1.5 and 1.0
+    assert bench.reach(curve, 0.9, "flops") is None
+
+
+def test_cross_budget_compares_finished_small_runs_with_dense_at_the_large_budget(bench):
+    runs = []
+    for seed in (0, 1):
+        runs += [_run("dense", seed, 300, 1.30, 100.0, 50.0), _run("dense", seed, 600, 1.28, 200.0, 100.0)]
+    # 'good' beats dense@600 on both seeds at half its FLOPs and 0.6 of its CPU; 'slow' matches only at 0.8 CPU
+    runs += [_run("good", 0, 300, 1.27, 100.0, 60.0), _run("good", 1, 300, 1.279, 100.0, 60.0)]
+    runs += [_run("slow", 0, 300, 1.27, 100.0, 80.0), _run("slow", 1, 300, 1.27, 100.0, 80.0)]
+    runs += [_run("half", 0, 300, 1.27, 100.0, 60.0), _run("half", 1, 300, 1.29, 100.0, 60.0)]
+    cross = bench.cross_budget(runs, ["dense", "good", "slow", "half"])
+    assert (cross["small_budget"], cross["large_budget"]) == (300, 600)
+    dense = cross["rows"]["dense"]
+    assert dense["loss_minus_dense_large"][0] == pytest.approx(0.02) and dense["n_matched"] == 0
+    good = cross["rows"]["good"]
+    assert good["loss_minus_dense_large"][0] == pytest.approx((-0.01 - 0.001) / 2)
+    assert good["flops_ratio"][0] == pytest.approx(0.5) and good["cpu_ratio"][0] == pytest.approx(0.6)
+    assert bench.cross_budget_goal(cross, "good")["met"] is True
+    slow = bench.cross_budget_goal(cross, "slow")
+    assert slow["matched_every_seed"] and not slow["cpu_le_0.7"] and not slow["met"]
+    half = bench.cross_budget_goal(cross, "half")
+    assert cross["rows"]["half"]["n_matched"] == 1 and not half["met"]
+    assert bench.cross_budget_goal(cross, "absent") is None
+    assert bench.cross_budget([r for r in runs if r["budget"] == 300], ["dense"]) == {}
+    table = bench.cross_budget_markdown(cross)
+    assert "| good | -0.0055 ± 0.0064 | 0.50 ± 0.00 | 0.60 ± 0.00 | 2/2 |" in table
