@@ -64,7 +64,7 @@ RFAM = Path(os.environ.get("GENESIS_RNA_SHARED", REPO.parent / "shared")) / "dat
 if not RFAM.exists():
     RFAM = Path("/work/shared/data/pretrain/rfam14.2_seed/Rfam.seed.gz")
 
-ALL_ARMS = ("dense", "ast_loss", "sundew", "random_scored", "random", "infobatch", "ast_tokens")
+ALL_ARMS = ("dense", "dense_small", "ast_loss", "sundew", "random_scored", "random", "infobatch", "ast_tokens")
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -224,10 +224,15 @@ class Arm:
     strategy: str | None          # None = dense
     scoring: bool                 # pays a no-grad scoring forward every step
     note: str
+    small_batch: bool = False     # dense on batches of round(target x batch_size) rows (the control for `random`)
 
 
 ARMS = {
     "dense": Arm("dense", None, False, "forward + backward on every row"),
+    "dense_small": Arm("dense_small", None, False,
+                       "dense on batches of round(target x batch size) rows, more steps for the same FLOPs: what "
+                       "`random` does, without AST (the control that tells a batch-size effect from selection)",
+                       small_batch=True),
     "ast_loss": Arm("ast_loss", "loss", True, "score all rows (no grad), PI-controlled loss threshold, gather"),
     "sundew": Arm("sundew", "sundew", True, "adaptive-sparse-training SundewAlgorithm on per-sample losses"),
     "random_scored": Arm("random_scored", "random_scored", True, "uniform at the target rate, scoring paid"),
@@ -243,7 +248,7 @@ def nominal_cost(arm: Arm, target: float, fwd_share: float, anneal: float = 0.12
                  ) -> float:
     """Planned cost of one step relative to a dense step (the realised cost is measured)."""
     if arm.strategy is None:
-        return 1.0
+        return target if arm.small_batch else 1.0
     if arm.strategy == "tokens":
         return token_cost
     act = target
@@ -256,10 +261,16 @@ def plan_steps(arm: Arm, budget: int, target: float, fwd_share: float, steps_per
                anneal: float = 0.125, token_cost: float = 1.0) -> int:
     """Steps that spend about ``budget`` dense steps of compute. InfoBatch trains on every row of its first epoch
     (nothing is remembered yet) and of its last ``anneal`` share of steps: solve
-    ``e + anneal * s + target * ((1 - anneal) * s - e) = budget`` for ``s``."""
+    ``e + anneal * s + target * ((1 - anneal) * s - e) = budget`` for ``s``. A run that ends inside its first
+    epoch (one pass over the data, as in real pretraining) never prunes, so it gets the dense step count."""
     if arm.strategy == "infobatch":
-        e = min(steps_per_epoch, budget)
-        return max(2, int(round((budget - e * (1 - target)) / (anneal + (1 - anneal) * target))))
+        if budget <= steps_per_epoch:  # the run ends inside the first epoch: it never prunes, a dense run
+            return budget
+        e = steps_per_epoch
+        steps = (budget - e * (1 - target)) / (anneal + (1 - anneal) * target)
+        if (1 - anneal) * steps <= e:  # the pruning phase would be empty: full data throughout
+            return budget
+        return max(2, int(round(steps)))
     return max(2, int(round(budget / nominal_cost(arm, target, fwd_share, token_cost=token_cost))))
 
 
@@ -284,12 +295,14 @@ def run_arm(arm: Arm, *, seed: int, budget: int, args, store: Path, table: FlopT
     train_store = ShardStore(store, split="train")
     per_epoch = math.ceil(len(train_store) / args.batch_size)
     target = args.token_target if arm.strategy == "tokens" else args.target
+    batch_size = max(1, round(args.batch_size * target)) if arm.small_batch else args.batch_size
     f, b = table(args.max_len)
     token_cost = table.tokens(args.max_len, min(args.max_len, math.ceil(1.15 * target * args.max_len))) / (f + b)
-    steps = plan_steps(arm, budget, target, fwd_share, per_epoch, token_cost=token_cost)
+    steps = plan_steps(arm, budget, batch_size / args.batch_size if arm.small_batch else target, fwd_share,
+                       per_epoch, token_cost=token_cost)
     cost = budget / steps
     cfg = TrainingConfig(
-        batch_size=args.batch_size, max_steps=steps, learning_rate=args.lr, warmup_steps=10 ** 6,
+        batch_size=batch_size, max_steps=steps, learning_rate=args.lr, warmup_steps=10 ** 6,
         min_lr_ratio=0.0, max_seq_len=args.max_len - 2, use_ast=arm.strategy is not None,
         ast_strategy=arm.strategy or "loss", ast_target_activation=target, precision="fp32", device="cpu",
         eval_every=max(1, steps // args.evals), save_every=0, log_every=max(1, steps // 60), seed=seed,

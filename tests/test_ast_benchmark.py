@@ -59,3 +59,20 @@ def test_cross_budget_compares_finished_small_runs_with_dense_at_the_large_budge
     assert bench.cross_budget([r for r in runs if r["budget"] == 300], ["dense"]) == {}
     table = bench.cross_budget_markdown(cross)
     assert "| good | -0.0055 ± 0.0064 | 0.50 ± 0.00 | 0.60 ± 0.00 | 2/2 |" in table
+
+
+def test_step_plans_spend_the_budget(bench):
+    dense, small = bench.ARMS["dense"], bench.ARMS["dense_small"]
+    assert bench.plan_steps(dense, 300, 0.4, 0.33, 10_000) == 300
+    assert bench.plan_steps(small, 300, 13 / 32, 0.33, 10_000) == round(300 * 32 / 13)  # 738 steps of 13 rows
+    random, scored = bench.ARMS["random"], bench.ARMS["random_scored"]
+    assert bench.plan_steps(random, 300, 0.4, 0.33, 10_000) == 750
+    assert bench.plan_steps(scored, 300, 0.4, 0.33, 10_000) == round(300 / 0.73)
+    info = bench.ARMS["infobatch"]
+    # 100-step epochs: 100 full steps, then pruned at 0.4, the last 12.5 % full again; by hand s = 240 / 0.475
+    s = bench.plan_steps(info, 300, 0.4, 0.33, 100)
+    assert s == 505
+    assert 100 + 0.125 * s + 0.4 * (0.875 * s - 100) == pytest.approx(300, abs=0.5)
+    # a run inside its first epoch never prunes (nothing remembered yet): a dense run of the same length
+    assert bench.plan_steps(info, 300, 0.4, 0.33, 1_641) == 300
+    assert bench.plan_steps(info, 300, 0.4, 0.33, 290) == 300  # pruning phase would be empty
