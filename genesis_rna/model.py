@@ -434,6 +434,9 @@ class GenesisRNAEncoder(nn.Module):
                                  "token-dropping layers")
             if self.embed_positions is not None or self.sinusoidal is not None:
                 raise InputError("token dropping needs rotary positions")
+            if first > last:
+                raise InputError(f"token dropping needs at least 3 blocks (a middle one to skip), this model has "
+                                 f"{len(self.layers)}")
         full = None
         for index, block in enumerate(self.layers, start=1):
             if index == first:

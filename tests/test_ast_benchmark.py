@@ -76,3 +76,22 @@ def test_step_plans_spend_the_budget(bench):
     # a run inside its first epoch never prunes (nothing remembered yet): a dense run of the same length
     assert bench.plan_steps(info, 300, 0.4, 0.33, 1_641) == 300
     assert bench.plan_steps(info, 300, 0.4, 0.33, 290) == 300  # pruning phase would be empty
+
+
+def test_flop_measurements_leave_the_training_rng_alone(bench):
+    """The FLOP table measures new batch widths in the middle of an arm's run; its model's dropout must not
+    consume the global RNG, or an arm's result would depend on which widths earlier arms had measured."""
+    import torch
+
+    from genesis_rna.config import GenesisRNAConfig, TrainingConfig
+    from genesis_rna.losses import MultiTaskLoss
+
+    mc = GenesisRNAConfig(d_model=32, n_layers=4, n_heads=2, dim_ff=64, max_len=40, dropout=0.1)
+    table = bench.FlopTable(mc, MultiTaskLoss.from_training_config(TrainingConfig()))
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    forward, backward = table(17)
+    table.tokens(17, 9)
+    assert forward > 0 and backward > forward  # backward costs about twice the forward
+    assert torch.equal(torch.rand(3), expected)

@@ -181,6 +181,17 @@ def test_token_dropping_matches_running_the_middle_blocks_on_the_kept_tokens_alo
     torch.testing.assert_close(out[real], expected[real], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_token_dropping_without_a_middle_block_is_a_clear_error(n_layers):
+    """With fewer than 3 blocks there is nothing to skip; it was an UnboundLocalError from deep inside forward."""
+    from genesis_rna.errors import InputError
+
+    model = GenesisRNAModel(GenesisRNAConfig(**{**TINY, "n_layers": n_layers}, max_len=40))
+    ids = torch.randint(4, 8, (2, 12))
+    with pytest.raises(InputError, match="at least 3 blocks"):
+        model(ids, torch.ones_like(ids), token_keep=torch.ones_like(ids, dtype=torch.bool))
+
+
 def test_token_ast_step_saves_middle_block_flops(tmp_path):
     from genesis_rna.training import TokenASTStep, make_step_strategy
 
