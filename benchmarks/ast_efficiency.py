@@ -732,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         goals[arm]["cross_budget"] = cross_budget_goal(cross, arm)
     result = {"meta": meta, "summary": summary, "cross_budget": cross, "goal": goals, "runs": runs}
     (out_dir / "results.json").write_text(json.dumps(result, indent=1, allow_nan=True))
-    table_md = markdown(summary, meta) + cross_budget_markdown(cross)
+    table_md = markdown(summary, meta) + ("\n" + cross_budget_markdown(cross) if cross else "")
     if notes:
         table_md += "\n" + "\n".join(f"Note: {n}" for n in notes) + "\n"
     (out_dir / "summary.md").write_text(table_md)
