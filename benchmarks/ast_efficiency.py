@@ -278,9 +278,24 @@ def plan_steps(arm: Arm, budget: int, target: float, fwd_share: float, steps_per
 
 # ----------------------------------------------------------------------------------------------------- run
 
+def model_config(args) -> Any:
+    """The study's encoder configuration (one place: every arm, the FLOP table and the parameter count use it)."""
+    from genesis_rna.config import GenesisRNAConfig
+
+    return GenesisRNAConfig(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, dim_ff=args.dim_ff,
+                            max_len=args.max_len)
+
+
+def flop_table(args) -> FlopTable:
+    from genesis_rna.config import TrainingConfig
+    from genesis_rna.losses import MultiTaskLoss
+
+    return FlopTable(model_config(args), MultiTaskLoss.from_training_config(TrainingConfig()))
+
+
 def run_arm(arm: Arm, *, seed: int, budget: int, args, store: Path, table: FlopTable, run_root: Path,
             fwd_share: float) -> dict[str, Any]:
-    from genesis_rna.config import GenesisRNAConfig, TrainingConfig
+    from genesis_rna.config import TrainingConfig
     from genesis_rna.data import ShardStore, pretrain_dataloader
     from genesis_rna.losses import MultiTaskLoss
     from genesis_rna.model import GenesisRNAModel
@@ -315,10 +330,8 @@ def run_arm(arm: Arm, *, seed: int, budget: int, args, store: Path, table: FlopT
     pick = np.unique(np.linspace(0, len(val_store) - 1, min(len(val_store), args.val_size)).astype(int))
     val_samples = [val_store[int(i)] for i in pick]
     val_loader = pretrain_dataloader(val_cfg, "validation", store=val_samples, rank=0, world_size=1)
-    mc = GenesisRNAConfig(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, dim_ff=args.dim_ff,
-                          max_len=args.max_len)
     torch.manual_seed(seed)
-    model = GenesisRNAModel(mc)
+    model = GenesisRNAModel(model_config(args))
     loss_fn = MultiTaskLoss.from_training_config(cfg)
     inner = make_step_strategy(cfg, len(train_loader), steps)
     counting = CountingStep(inner, table)
@@ -582,13 +595,8 @@ def _run_unit(budget: int, seed: int, arms: list[str], args, store: Path, run_ro
               table: FlopTable | None, fwd_share: float, t0: float) -> tuple[list[dict], list[str]]:
     """Every arm of one (budget, seed), in order; a top-level function so that ``--jobs`` workers can run it."""
     if table is None:  # in a worker process
-        from genesis_rna.config import GenesisRNAConfig, TrainingConfig
-        from genesis_rna.losses import MultiTaskLoss
-
         torch.set_num_threads(args.threads)
-        mc = GenesisRNAConfig(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads,
-                              dim_ff=args.dim_ff, max_len=args.max_len)
-        table = FlopTable(mc, MultiTaskLoss.from_training_config(TrainingConfig()))
+        table = flop_table(args)
     runs, notes = [], []
     for name in arms:
         ts = time.perf_counter()
@@ -651,8 +659,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="No artists with labels")
     from genesis_rna.ast import sundew_available
-    from genesis_rna.config import GenesisRNAConfig
-    from genesis_rna.losses import MultiTaskLoss
     from genesis_rna.model import GenesisRNAModel
 
     arms = [a for a in ALL_ARMS if a in args.arms]
@@ -667,11 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     store = prepare_store(store_dir, args.families)
     out_dir = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"ast_efficiency{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    mc = GenesisRNAConfig(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, dim_ff=args.dim_ff,
-                          max_len=args.max_len)
-    from genesis_rna.config import TrainingConfig
-
-    table = FlopTable(mc, MultiTaskLoss.from_training_config(TrainingConfig()))
+    table = flop_table(args)
     check = table.check()
     f, b = table(args.max_len)
     fwd_share = f / (f + b)
@@ -708,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs, arms)
     import genesis_rna
 
-    n_params = GenesisRNAModel(mc).num_parameters()
+    n_params = GenesisRNAModel(model_config(args)).num_parameters()
     from genesis_rna.data import ShardStore
 
     meta = {

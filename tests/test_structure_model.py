@@ -188,8 +188,8 @@ def _tiny_archiveii(root: Path, rng: np.random.Generator) -> None:
 
 
 def test_heads_without_the_prior_never_fold_with_vienna(tmp_path, monkeypatch):
-    """``onehot`` needs no ViennaRNA: the benchmark must run it without filling the cache (hours for all of
-    ArchiveII), and score it on the held-out family; a Vienna method still fills the cache."""
+    """``onehot`` needs no ViennaRNA: the benchmark must run it without filling the cache (about 11 CPU minutes for
+    all of ArchiveII), and score it on the held-out family; a Vienna method still fills the cache."""
     import argparse
 
     from genesis_rna import eval_benchmarks as eb
