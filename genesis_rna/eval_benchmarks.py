@@ -251,23 +251,21 @@ def _run_fold_model(method: str, fold: dict, examples: dict, cache: Path, test_i
 
 
 def _run_learned(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
-    """Train the head on the fold's train partition (early stopping on valid), predict the test ids."""
+    """Train the head on the fold's train partition (early stopping on valid), predict the test ids.
+
+    With ``--valid-from family`` (family-fold only) the head is instead trained as an ensemble whose members each
+    hold out one whole training family for early stopping and the threshold (:func:`family_holdout_plan`)."""
     import torch
 
     from .fold import decode
-    from .structure_model import build_structure_model, predict_proba, train_structure_model
+    from .structure_model import predict_proba
 
     spec = LEARNED[method]
-    torch.manual_seed(args.seed)
-    encoder = args.encoder if spec["encoder"] else None
-    model = build_structure_model(encoder, use_vienna=spec["vienna"], finetune=spec.get("finetune", False),
-                                  channels=args.channels)
+    if getattr(args, "valid_from", "split") == "family":
+        return _run_family_ensemble(method, fold, examples, cache, test_ids, args)
     train = _with_priors(examples, _subset(fold["train"], args.max_train, args.seed), cache, spec["vienna"])
     valid = _with_priors(examples, _subset(fold["valid"], args.max_valid, args.seed), cache, spec["vienna"])
-    log = (lambda s: print(f"{method}: {s}", file=sys.stderr, flush=True)) if args.verbose else None
-    info = train_structure_model(model, train, valid, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                                 max_train_len=args.max_train_len, seed=args.seed, log=log, patience=args.patience,
-                                 lr=args.lr)
+    model, info = _train_head(method, train, valid, args, args.seed)
     dtype = torch.bfloat16 if args.bf16 else torch.float32
     preds = {}
     t0 = time.perf_counter()
@@ -277,6 +275,85 @@ def _run_learned(method: str, fold: dict, examples: dict, cache: Path, test_ids:
     info["test_seconds"] = time.perf_counter() - t0
     info["n_train"], info["n_valid"] = len(train), len(valid)
     return {"preds": preds, "info": info}
+
+
+def _train_head(method: str, train: list, valid: list, args, seed: int) -> tuple:
+    """Build the ``method``'s structure model and train it; returns ``(model, training info)``."""
+    import torch
+
+    from .structure_model import build_structure_model, train_structure_model
+
+    spec = LEARNED[method]
+    torch.manual_seed(seed)
+    encoder = args.encoder if spec["encoder"] else None
+    model = build_structure_model(encoder, use_vienna=spec["vienna"], finetune=spec.get("finetune", False),
+                                  channels=args.channels)
+    log = (lambda s: print(f"{method}: {s}", file=sys.stderr, flush=True)) if args.verbose else None
+    info = train_structure_model(model, train, valid, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                                 max_train_len=args.max_train_len, seed=seed, log=log, patience=args.patience,
+                                 lr=args.lr, thresholds=THRESHOLDS)
+    return model, info
+
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # train_structure_model's default grid
+
+
+def family_holdout_plan(pool: Sequence[str], members: int, max_train: int | None, max_valid: int | None,
+                        seed: int) -> list[dict]:
+    """Inner leave-one-family-out plan for a family-fold: ``members`` entries, each holding out one whole family
+    of ``pool`` (largest families first) as its validation set and training on (a seeded subset of) the others.
+
+    Why: the split file's valid partition is drawn from the training families, so early stopping and the
+    decoding threshold reward fitting families the model has seen, which is the opposite of what a family-fold
+    measures. Validating on a family the member did not train on selects for transfer to unseen families."""
+    by_family: dict[str, list[str]] = {}
+    for rid in pool:
+        by_family.setdefault(family_of(rid), []).append(rid)
+    if len(by_family) < 2:
+        raise InputError("--valid-from family needs training sequences of at least 2 families")
+    order = sorted(by_family, key=lambda f: (-len(by_family[f]), f))[:max(1, members)]
+    plan = []
+    for k, fam in enumerate(order):
+        rest = sorted(r for f, ids in by_family.items() if f != fam for r in ids)
+        plan.append({"valid_family": fam, "train": _subset(rest, max_train, seed + k),
+                     "valid": _subset(sorted(by_family[fam]), max_valid, seed + k)})
+    return plan
+
+
+def _run_family_ensemble(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
+    """Members of :func:`family_holdout_plan`, each early-stopped on its held-out family; the test prediction is
+    the members' mean probability, decoded at the threshold with the best members' mean valid F1."""
+    import torch
+
+    from .fold import decode
+    from .structure_model import evaluate_f1, predict_proba
+
+    if args.split != "famfold":
+        raise InputError("--valid-from family is for the famfold split (k-folds are not split by family)")
+    spec = LEARNED[method]
+    plan = family_holdout_plan(fold["train"] + fold["valid"], args.members, args.max_train, args.max_valid,
+                               args.seed)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    tests = _with_priors(examples, test_ids, cache, spec["vienna"])
+    probs = {ex.id: np.zeros((len(ex.sequence),) * 2, dtype=np.float32) for ex in tests}
+    curves, members = [], []
+    for k, entry in enumerate(plan):
+        if spec["vienna"]:  # the driver cached the split's partitions; the plan draws its own subsets
+            vienna_cache(examples, cache, entry["train"] + entry["valid"], progress=args.verbose)
+        train = _with_priors(examples, entry["train"], cache, spec["vienna"])
+        valid = _with_priors(examples, entry["valid"], cache, spec["vienna"])
+        model, info = _train_head(method, train, valid, args, args.seed + k)
+        curves.append(evaluate_f1(model, valid, THRESHOLDS))
+        for ex in tests:
+            probs[ex.id] += predict_proba(model, ex.sequence, ex.prior, dtype=dtype) / len(plan)
+        members.append({"valid_family": entry["valid_family"], "n_train": len(train), "n_valid": len(valid),
+                        "threshold": info["threshold"], "best_valid_f1": info["best_valid_f1"],
+                        "epochs_run": len(info["history"]), "train_seconds": info["train_seconds"]})
+    mean_curve = {t: float(np.mean([c[t] for c in curves])) for t in THRESHOLDS}
+    threshold = max(THRESHOLDS, key=mean_curve.get)
+    preds = {ex.id: decode(probs[ex.id], ex.sequence, threshold=threshold) for ex in tests}
+    return {"preds": preds, "info": {"valid_from": "family", "threshold": threshold,
+                                     "members_valid_f1": mean_curve[threshold], "members": members}}
 
 
 TEMPLATE_CUTS = (0.5, 0.6, 0.7, 0.8, 0.9, None)  # None: never use the template (ViennaRNA bpp alone)
@@ -376,9 +453,10 @@ def run_archiveii(args: argparse.Namespace) -> dict:
             rec = {"split": args.split, "fold": name, "method": method, "n_test": len(test_ids),
                    "n_test_total": len(fold["test"]), "wall_s": time.perf_counter() - t0,
                    "cpu_s": time.process_time() - c0, "info": res["info"], "scores": score(res["preds"], examples),
-                   "options": {k: getattr(args, k) for k in ("max_train", "max_valid", "max_test", "epochs",
+                   "options": {k: getattr(args, k, None) for k in ("max_train", "max_valid", "max_test", "epochs",
                                                             "steps_per_epoch", "max_train_len", "encoder", "seed",
-                                                            "fold_model", "bf16", "vienna_params")}}
+                                                            "fold_model", "bf16", "vienna_params",
+                                                            "valid_from", "members")}}
             with atomic_write(path) as fh:
                 json.dump(rec, fh, indent=1)
             print(f"{args.split} {name} {method}: F1 {rec['scores']['overall']['f1']:.3f} "
@@ -478,6 +556,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vienna-params", choices=tuple(VIENNA_PARAMS), default="turner2004",
                    help="ViennaRNA energy parameters for the baselines and the priors (default turner2004, "
                         "RNAfold's; the others were fitted to known structures: see docs/structure.md)")
+    p.add_argument("--valid-from", choices=("split", "family"), default="split",
+                   help="learned heads' validation (early stopping, threshold): the split file's valid partition "
+                        "(default), or, for famfold, an ensemble whose members each hold out one training family")
+    p.add_argument("--members", type=int, default=4,
+                   help="--valid-from family: ensemble members = training families held out in turn (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true", help="log every epoch to stderr")
 

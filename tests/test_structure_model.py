@@ -166,18 +166,18 @@ def test_archiveii_loader_agrees_with_dotbracket_column():
         assert not fam & {ex[i].family for i in parts["train"] + parts["valid"]}
 
 
-def _tiny_archiveii(root: Path, rng: np.random.Generator) -> None:
+def _tiny_archiveii(root: Path, rng: np.random.Generator, families: tuple = ("tRNA", "5s")) -> None:
     """An ArchiveII-format folder (CSV with 1-based pairs + a famfold split) of synthetic hairpins."""
     import csv
 
     rows, split = [], []
-    for fam, n in (("tRNA", 6), ("5s", 6)):
+    for fam, n in ((f, 6) for f in families):
         for k, ex in enumerate(_hairpins(n, rng)):
             pairs = [[i + 1, int(j) + 1] for i, j in enumerate(ex.partner) if j > i]
             rid = f"{fam}_synthetic-{k}"
             rows.append({"id": rid, "sequence": ex.sequence, "len": len(ex.sequence), "structure": "",
                          "base_pairs": json.dumps(pairs)})
-            for held_out in ("tRNA", "5s"):
+            for held_out in families:
                 part = "test" if fam == held_out else ("valid" if k < 2 else "train")
                 split.append({"fold_name": held_out, "fold_number": 0, "partition": part, "id": rid})
     for name, table in (("ArchiveII.csv", rows), ("split_famfold.csv", split)):
@@ -217,3 +217,50 @@ def test_heads_without_the_prior_never_fold_with_vienna(tmp_path, monkeypatch):
     args.methods = ["vienna_mfe"]
     with pytest.raises(AssertionError, match="ViennaRNA was called"):
         eb.run_archiveii(args)
+
+
+@pytest.mark.skipif(not (DATA / "structure/archiveII_csv/ArchiveII.csv").is_file(), reason="ArchiveII absent")
+def test_family_holdout_plan_never_validates_on_a_trained_family():
+    """Each member of the inner leave-one-family-out plan validates on one whole family it did not train on,
+    members hold out different families (largest first), the fold's test family is in no member, caps hold."""
+    from genesis_rna.eval_benchmarks import family_holdout_plan, family_of, load_split
+
+    folds = load_split(DATA / "structure/archiveII_csv", "famfold")
+    for name, parts in folds.items():
+        pool = parts["train"] + parts["valid"]
+        sizes = {}
+        for rid in pool:
+            sizes[family_of(rid)] = sizes.get(family_of(rid), 0) + 1
+        plan = family_holdout_plan(pool, 3, 200, 20, seed=0)
+        held = [m["valid_family"] for m in plan]
+        assert len(set(held)) == 3 and held == sorted(sizes, key=lambda f: -sizes[f])[:3]
+        for m in plan:
+            assert {family_of(r) for r in m["valid"]} == {m["valid_family"]}
+            assert m["valid_family"] not in {family_of(r) for r in m["train"]}
+            assert name not in {family_of(r) for r in m["train"] + m["valid"]}
+            assert len(m["train"]) == 200 and len(m["valid"]) == min(20, sizes[m["valid_family"]])
+        assert len(family_holdout_plan(pool, 99, None, None, seed=0)) == 8  # at most every training family
+
+
+def test_family_ensemble_runs_end_to_end_and_refuses_what_it_cannot_do(tmp_path):
+    import argparse
+
+    from genesis_rna import eval_benchmarks as eb
+    from genesis_rna.errors import InputError
+
+    _tiny_archiveii(tmp_path, np.random.default_rng(2), families=("tRNA", "5s", "srp"))
+    p = argparse.ArgumentParser()
+    eb.add_arguments(p)
+    base = ["archiveii", "--data", str(tmp_path), "--methods", "vienna_head", "--epochs", "1",
+            "--steps-per-epoch", "3", "--max-train-len", "40", "--channels", "4", "--valid-from", "family",
+            "--members", "2", "--folds", "tRNA"]
+    eb.run_archiveii(p.parse_args(base + ["--output", str(tmp_path / "out")]))
+    rec = json.loads((tmp_path / "out" / "folds" / "famfold_tRNA_vienna_head.json").read_text())
+    assert [m["valid_family"] for m in rec["info"]["members"]] == ["5s", "srp"]
+    assert rec["n_test"] == 6 and rec["options"]["valid_from"] == "family"
+    assert rec["info"]["threshold"] in eb.THRESHOLDS
+    with pytest.raises(InputError, match="famfold"):
+        eb._run_family_ensemble("vienna_head", {"train": [], "valid": []}, {}, tmp_path, [],
+                                argparse.Namespace(split="kfold"))
+    with pytest.raises(InputError, match="at least 2 families"):
+        eb.family_holdout_plan(["tRNA_a", "tRNA_b"], 2, None, None, seed=0)
