@@ -28,91 +28,39 @@ import torch  # noqa: E402
 
 from genesis_rna import pretrained  # noqa: E402
 from genesis_rna._fileutil import atomic_write  # noqa: E402
-from genesis_rna.eval_nrc import kmer_features, linear_probe, mean_embeddings, read_nrc  # noqa: E402
-from genesis_rna.finetune_data import ColumnSpec, assign_splits  # noqa: E402
-from genesis_rna.train_finetune import FinetuneConfig, finetune  # noqa: E402
+from genesis_rna.errors import GenesisRNAError  # noqa: E402
+from genesis_rna.eval_nrc import (  # noqa: E402
+    ANCHORS,
+    GOAL,
+    NRC_DIR,
+    ensemble_run,
+    finetune_run,
+    kmer_features,
+    linear_probe,
+    mean_embeddings,
+    read_nrc,
+    subsample,
+)
 
-DATA = ROOT.parent / "shared" / "data" / "classification" / "nrc"
+DATA = NRC_DIR
 OUT = ROOT / "benchmarks" / "results" / "nrc"
-ANCHORS = {"RNA-FM fine-tuned (BEACON)": 0.9681, "CNN (BEACON)": 0.8862}
-GOAL = 0.95
-
-
-def _subsample(examples, limit: int):
-    return examples[:: max(1, len(examples) // limit)] if limit else examples
 
 
 def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _with_valid_split(train) -> list:
-    """Copies of ``train`` (same order) marked with the fixed seed-0 10 % validation split every fine-tune row
-    early-stops on."""
-    import copy
-
-    train = [copy.copy(e) for e in train]
-    for e in train:
-        e.split = None
-    assign_splits(train, valid_fraction=0.1, seed=0)
-    return train
-
-
-def ensemble_run(model_dirs: list[str], train, test, dtype: str) -> dict:
-    """Mean class probabilities of fine-tuned model directories (e.g. one recipe, several seeds).
-
-    Nothing is tuned: members are averaged with equal weight, so the valid accuracy is as honest as each
-    member's (all early-stopped on the same valid split) and the test accuracy is a fresh measurement.
-    """
-    import numpy as np
-
-    from genesis_rna.predict import predict_sequences
-    from genesis_rna.train_finetune import classification_metrics
-
-    valid = [e for e in _with_valid_split(train) if e.split == "valid"]
-    sums: dict[str, np.ndarray] = {}
-    outputs = None
-    t0 = time.process_time()
-    for d in model_dirs:
-        for part, examples in (("valid", valid), ("test", test)):
-            probs, info = predict_sequences(d, [e.sequence for e in examples], dtype=dtype)
-            if outputs is not None and info["outputs"] != outputs:
-                raise SystemExit(f"{d}: its classes differ from {model_dirs[0]}'s; cannot average")
-            outputs = info["outputs"]
-            sums[part] = sums.get(part, 0) + np.stack(probs)
-    index = {c: k for k, c in enumerate(outputs)}
-    metrics = {part: classification_metrics(np.array([index[e.target] for e in examples]), sums[part] / len(model_dirs))
-               for part, examples in (("valid", valid), ("test", test))}
-    return {"members": model_dirs, "test_accuracy": metrics["test"]["accuracy"],
-            "test_macro_f1": metrics["test"]["macro_f1"], "valid_accuracy": metrics["valid"]["accuracy"],
-            "cpu_seconds": time.process_time() - t0}
-
-
 def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean",
                   encoder: str = "genesis", dtype: str | None = None) -> dict:
-    """``genesis-rna finetune`` on nRC: 10 % of train (seeded) held out for early stopping, test = test.fa."""
-    train = _with_valid_split(train)
-    split = {"train": [e for e in train if e.split == "train"], "valid": [e for e in train if e.split == "valid"],
-             "test": test}
-    feats = None
-    if features is not None:
-        tr, te = features
-        feats = {part: [tr[k] for k, e in enumerate(train) if e.split == part] for part in ("train", "valid")}
-        feats["test"] = list(te)
+    """:func:`genesis_rna.eval_nrc.finetune_run` into ``--run-dir/<name>-<mode>[-conv][-seedN]``, with this
+    script's options (``--full-epochs``, ``--encoder-lr``, ``--head-dropout``, ``--head-weight-decay``,
+    ``--seed``, ``--dtype``)."""
     run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "") + (f"-seed{args.seed}" if args.seed else "")
-    cfg = FinetuneConfig(task="classification", output_dir=str(Path(args.run_dir) / run), mode=mode, pooling=pooling,
-                         encoder=encoder, onehot_layers=0,
-                         epochs=args.full_epochs if mode == "full" else 100, patience=3 if mode == "full" else 10,
-                         batch_size=16 if mode == "full" else 64, lr=1e-3, encoder_lr=args.encoder_lr,
-                         dropout=args.head_dropout, weight_decay=args.head_weight_decay,
-                         dtype=dtype or args.dtype, progress=sys.stderr.isatty(), base_model=name,
-                         seed=args.seed)
-    t0 = time.perf_counter()
-    res = finetune(cfg, split, ColumnSpec(), model, base_name=name, features=feats)
-    return {"test_accuracy": res["test"]["accuracy"], "test_macro_f1": res["test"]["macro_f1"],
-            "valid_accuracy": res["valid"]["accuracy"], "best_epoch": res["best_epoch"],
-            "epochs_run": res["epochs_run"], "cpu_seconds": res["cpu_seconds"],
-            "wall_seconds": time.perf_counter() - t0, "model_dir": cfg.output_dir}
+    return finetune_run(model, train, test, Path(args.run_dir) / run, mode=mode, pooling=pooling,
+                        epochs=args.full_epochs if mode == "full" else 100, encoder_lr=args.encoder_lr,
+                        dropout=args.head_dropout, weight_decay=args.head_weight_decay, seed=args.seed,
+                        dtype=dtype or args.dtype, encoder_kind=encoder, base_name=name, features=features,
+                        progress=sys.stderr.isatty())
 
 
 def write_markdown(results: dict, path: Path) -> None:
@@ -195,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     results_path = out / "results.json"
     results = _load_json(results_path)
-    train = _subsample(read_nrc(DATA / "train.fa"), args.limit)
-    test = _subsample(read_nrc(DATA / "test.fa"), args.limit // 2)
+    train = subsample(read_nrc(DATA / "train.fa"), args.limit)
+    test = subsample(read_nrc(DATA / "test.fa"), args.limit // 2)
     if results.get("n_train") != len(train) or results.get("n_test") != len(test):
         results = {}  # a different subsample: start a fresh table
     results.update({"n_train": len(train), "n_test": len(test),
@@ -268,4 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except GenesisRNAError as exc:  # e.g. --ensemble members with different classes: one line, no traceback
+        sys.exit(f"nrc.py: error: {exc}")

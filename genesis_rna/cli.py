@@ -518,9 +518,9 @@ def _run_fold(args: argparse.Namespace) -> int:
 def _add_evaluate(sub) -> None:
     from . import eval_benchmarks
 
-    p = sub.add_parser("evaluate", help="benchmarks: ArchiveII secondary structure (k-fold, family-fold)",
+    p = sub.add_parser("evaluate", help="benchmarks: ArchiveII secondary structure, nRC classification",
                        description="Same as `python -m genesis_rna.eval_benchmarks`. Resumable: finished "
-                       "(fold, method) results under OUTPUT/folds are kept. Details: docs/structure.md.")
+                       "results under OUTPUT are kept. Details: docs/structure.md, docs/finetune.md.")
     eval_benchmarks.add_arguments(p)
     p.set_defaults(func=_run_evaluate)
 
@@ -528,7 +528,7 @@ def _add_evaluate(sub) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from . import eval_benchmarks
 
-    print(eval_benchmarks.summary_line(eval_benchmarks.run_archiveii(args)))
+    print(eval_benchmarks.run_benchmark(args))
     return 0
 
 

@@ -15,6 +15,8 @@ on the other 8: the honest test of generalisation) and ``kfold`` (5 random folds
   copy its pairs, mixed with ViennaRNA's bpp; below an identity cut, ViennaRNA alone. Cut, mixing weight and
   threshold are tuned on the fold's valid set. No language model: it measures how much a split rewards having
   seen a relative's structure;
+* ``template_hybrid``: the same transfer mixed into a ``genesis_hybrid`` head trained on the fold instead of
+  ViennaRNA's bpp (sequences without a close relative get the language-model hybrid);
 * ``fold_model``: a structure model directory given by ``--fold-model``, evaluated as is (no training on the
   fold). The shipped default was trained on Rfam families other than all 34 of ArchiveII's kinds, so it has
   seen none of the nine held-out families: for family-fold this is stricter than training on the other 8.
@@ -45,7 +47,7 @@ __all__ = ["load_archiveii", "load_split", "vienna_cache", "run_archiveii", "MET
 
 ARCHIVEII_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "structure" / "archiveII_csv"
 METHODS = ("vienna_mfe", "vienna_mea", "vienna_bpp", "onehot", "vienna_head", "genesis_frozen", "genesis_hybrid",
-           "genesis_finetune", "fold_model", "template")
+           "genesis_finetune", "fold_model", "template", "template_hybrid")
 LEARNED = {"onehot": dict(encoder=False, vienna=False), "vienna_head": dict(encoder=False, vienna=True),
            "genesis_frozen": dict(encoder=True, vienna=False), "genesis_hybrid": dict(encoder=True, vienna=True),
            "genesis_finetune": dict(encoder=True, vienna=True, finetune=True)}
@@ -361,16 +363,16 @@ TEMPLATE_WEIGHTS = (0.5, 0.7, 1.0)
 TEMPLATE_THRESHOLDS = (0.3, 0.5)
 
 
-def _template_decodes(library, ex, cache: Path) -> tuple:
-    """One sequence's best-template identity and its decoded structures for every (weight or None, threshold)."""
+def _template_decodes(library, ex, base: np.ndarray) -> tuple:
+    """One sequence's best-template identity and its decoded structures for every (weight or None, threshold);
+    ``base`` is the pair-probability matrix the template is mixed into (ViennaRNA's, or a trained head's)."""
     from .fold import decode
     from .homology import mix_with_prior
 
     transferred, hit = library.predict(ex.sequence)
-    bpp = read_vienna(cache, ex.id, len(ex.sequence))["bpp"]
-    out = {(None, t): decode(bpp, ex.sequence, threshold=t) for t in TEMPLATE_THRESHOLDS}
+    out = {(None, t): decode(base, ex.sequence, threshold=t) for t in TEMPLATE_THRESHOLDS}
     for w in TEMPLATE_WEIGHTS:
-        mixed = mix_with_prior(transferred, bpp, w)
+        mixed = mix_with_prior(transferred, base, w)
         for t in TEMPLATE_THRESHOLDS:
             out[(w, t)] = decode(mixed, ex.sequence, threshold=t)
     return hit, out
@@ -384,16 +386,41 @@ def _pick(decodes: dict, identity: float, cut: float | None, weight: float, thre
     return decodes[(weight if _templated(identity, cut) else None, threshold)]
 
 
+def _base_probabilities(method: str, fold: dict, examples: dict, cache: Path, args):
+    """``rid -> pair probabilities`` that templates are mixed into: ViennaRNA's bpp for ``template``; for
+    ``template_hybrid`` a ``genesis_hybrid`` head trained on the fold (same caps and valid set as that method),
+    so sequences without a close relative get the language-model hybrid instead of ViennaRNA alone."""
+    if method == "template":
+        return lambda rid: read_vienna(cache, rid, len(examples[rid].sequence))["bpp"], {}
+    import torch
+
+    from .structure_model import predict_proba
+
+    train = _with_priors(examples, _subset(fold["train"], args.max_train, args.seed), cache)
+    valid = _with_priors(examples, _subset(fold["valid"], args.max_valid, args.seed), cache)
+    model, info = _train_head("genesis_hybrid", train, valid, args, args.seed)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+
+    def base(rid):
+        (ex,) = _with_priors(examples, [rid], cache)
+        return predict_proba(model, ex.sequence, ex.prior, dtype=dtype)
+
+    return base, {"head": {k: info[k] for k in ("threshold", "best_valid_f1", "train_seconds")},
+                  "n_train": len(train)}
+
+
 def _run_template(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
-    """Homology transfer from the fold's training structures, mixed with ViennaRNA; settings tuned on valid."""
+    """Homology transfer from the fold's training structures, mixed with ViennaRNA (``template``) or with a
+    trained hybrid head (``template_hybrid``); identity cut, weight and threshold tuned on valid."""
     from .homology import Template, TemplateLibrary
     from .structure import pair_metrics
 
+    base, head_info = _base_probabilities(method, fold, examples, cache, args)
     library = TemplateLibrary([Template(i, examples[i].sequence, examples[i].partner) for i in fold["train"]])
     valid = _subset(fold["valid"], args.max_valid, args.seed)
     scored = []
     for rid in valid:
-        hit, decodes = _template_decodes(library, examples[rid], cache)
+        hit, decodes = _template_decodes(library, examples[rid], base(rid))
         scored.append((hit.identity, decodes, examples[rid].partner))
     settings = [(c, w, t) for c in TEMPLATE_CUTS for w in TEMPLATE_WEIGHTS for t in TEMPLATE_THRESHOLDS]
 
@@ -403,12 +430,12 @@ def _run_template(method: str, fold: dict, examples: dict, cache: Path, test_ids
     best = max(settings, key=valid_f1)  # first of equals: the lowest cut, i.e. the most template use
     preds, hits = {}, {}
     for rid in test_ids:
-        hit, decodes = _template_decodes(library, examples[rid], cache)
+        hit, decodes = _template_decodes(library, examples[rid], base(rid))
         preds[rid] = _pick(decodes, hit.identity, *best)
         hits[rid] = {"template": hit.template_id, "identity": round(hit.identity, 4)}
     identities = np.array([h["identity"] for h in hits.values()])
     return {"preds": preds, "info": {"identity_cut": best[0], "weight": best[1], "threshold": best[2],
-                                     "valid_f1": valid_f1(best), "n_valid": len(valid),
+                                     "valid_f1": valid_f1(best), "n_valid": len(valid), **head_info,
                                      "test_fraction_templated": float(np.mean([_templated(x, best[0]) for x in identities])),
                                      "test_identity_median": float(np.median(identities)), "hits": hits}}
 
@@ -437,7 +464,7 @@ def run_archiveii(args: argparse.Namespace) -> dict:
         test_ids = _subset(fold["test"], args.max_test, args.seed)
         vienna_methods = [m for m in args.methods if needs_vienna(m)]
         if vienna_methods:
-            learned_with_prior = set(vienna_methods) & set(LEARNED)
+            learned_with_prior = set(vienna_methods) & (set(LEARNED) | {"template_hybrid"})
             vienna_cache(examples, cache, test_ids + _subset(fold["valid"], args.max_valid, args.seed)
                          + (_subset(fold["train"], args.max_train, args.seed) if learned_with_prior else []),
                          progress=args.verbose)
@@ -448,7 +475,7 @@ def run_archiveii(args: argparse.Namespace) -> dict:
             t0, c0 = time.perf_counter(), time.process_time()
             runner = (_run_vienna if method.startswith("vienna_") and method not in LEARNED
                       else _run_fold_model if method == "fold_model"
-                      else _run_template if method == "template" else _run_learned)
+                      else _run_template if method.startswith("template") else _run_learned)
             res = runner(method, fold, examples, cache, test_ids, args)
             rec = {"split": args.split, "fold": name, "method": method, "n_test": len(test_ids),
                    "n_test_total": len(fold["test"]), "wall_s": time.perf_counter() - t0,
@@ -533,7 +560,28 @@ def markdown(table: dict, families: dict | None = None) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("benchmark", choices=("archiveii",), help="benchmark to run (archiveii)")
+    """The ``evaluate`` parser: one sub-command per benchmark (``archiveii``, ``nrc``)."""
+    from . import eval_nrc
+
+    sub = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    add_archiveii_arguments(sub.add_parser(
+        "archiveii", help="secondary structure: ArchiveII family-fold and k-fold F1 (docs/structure.md)",
+        description="ArchiveII secondary-structure benchmark, resumable per (fold, method)."))
+    eval_nrc.add_arguments(sub.add_parser(
+        "nrc", help="nRC 13-class ncRNA classification accuracy (docs/finetune.md)",
+        description="nRC ncRNA classification benchmark, resumable per method."))
+
+
+def run_benchmark(args: argparse.Namespace) -> str:
+    """Run the benchmark ``args.benchmark`` names; returns its one-line summary."""
+    if args.benchmark == "nrc":
+        from . import eval_nrc
+
+        return eval_nrc.summary_line(eval_nrc.run_nrc(args))
+    return summary_line(run_archiveii(args))
+
+
+def add_archiveii_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("famfold", "kfold"), default="famfold")
     p.add_argument("--folds", nargs="+", default=None, help="fold names/numbers (default all)")
     p.add_argument("--methods", nargs="+", default=["vienna_mfe", "vienna_mea", "vienna_bpp", "genesis_hybrid"],
@@ -580,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(p)
     args = p.parse_args(argv)
     try:
-        print(summary_line(run_archiveii(args)))
+        print(run_benchmark(args))
     except GenesisRNAError as exc:
         print(f"genesis-rna: error: {exc}", file=sys.stderr)
         return 2

@@ -104,3 +104,26 @@ def test_template_method_copies_a_training_relative(tmp_path):
     vienna_only = _run_vienna("vienna_mea", fold, examples, tmp_path, ["x_2"], Namespace())
     assert score(vienna_only["preds"], examples)["overall"]["f1"] < 0.9  # so the next line needs the template
     assert score(res["preds"], examples)["overall"]["f1"] == 1.0
+
+
+def test_template_hybrid_mixes_into_a_trained_head(tmp_path):
+    """``template_hybrid``: the same transfer, mixed into a genesis_hybrid head trained on the fold (tiny here):
+    the exact relative still wins, and the head's training is recorded."""
+    pytest.importorskip("RNA")
+    from genesis_rna.eval_benchmarks import _run_template, score, vienna_cache
+    from genesis_rna.structure_model import PairExample
+
+    rng = np.random.default_rng(3)
+    stem = "".join(rng.choice(list("ACGU"), 8))
+    comp = {"A": "U", "U": "A", "G": "C", "C": "G"}
+    seq = stem + "GAAA" + "".join(comp[b] for b in reversed(stem)) + "".join(rng.choice(list("ACGU"), 10))
+    db = "((((" + "." * 12 + "))))" + "." * 10
+    examples = {f"x_{k}": PairExample(f"x_{k}", seq, dotbracket_to_partners(db), family="x") for k in range(3)}
+    fold = {"train": ["x_0"], "valid": ["x_1"], "test": ["x_2"]}
+    vienna_cache(examples, tmp_path, list(examples))
+    args = Namespace(max_valid=None, max_train=None, seed=0, encoder="genesis-rna-small", channels=4, epochs=1,
+                     steps_per_epoch=2, max_train_len=40, patience=1, lr=1e-3, verbose=False, bf16=False)
+    res = _run_template("template_hybrid", fold, examples, tmp_path, ["x_2"], args)
+    assert res["info"]["hits"]["x_2"] == {"template": "x_0", "identity": 1.0}
+    assert res["info"]["n_train"] == 1 and "best_valid_f1" in res["info"]["head"]
+    assert score(res["preds"], examples)["overall"]["f1"] == 1.0
