@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -277,11 +276,9 @@ def _distance_channels(n: int, device: torch.device) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------- build/save/load
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .download import file_digest
+
+    return file_digest(path, "sha256")
 
 
 def build_structure_model(encoder: str | os.PathLike | None = None, *, use_vienna: bool = False,
