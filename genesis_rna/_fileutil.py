@@ -19,9 +19,14 @@ def default_file_mode() -> int:
     Temporary files from :mod:`tempfile` are created 0o600; renamed into place unchanged, outputs would be
     unreadable to the group and others, unlike every other file the user writes.
     """
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is put back at once)."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 @contextlib.contextmanager
@@ -62,3 +67,46 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[str]:
+    """Yield an empty temporary directory next to ``path`` that becomes ``path`` once the block succeeds.
+
+    A model directory is several files that only make sense together; building them in a sibling directory and
+    renaming it means a failed or interrupted run leaves nothing under ``path`` (nor parent directories it had
+    to create). An existing ``path`` is replaced only at the end: it is renamed aside, the new directory takes
+    its name, then the old one is deleted. The caller decides beforehand whether replacing it is acceptable.
+    """
+    import shutil
+
+    target = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(target)
+    created = []
+    probe = parent
+    while not os.path.isdir(probe):
+        created.append(probe)
+        probe = os.path.dirname(probe)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0o700; a plain mkdir would not
+        if not os.path.isdir(target):
+            os.replace(tmp, target)
+            return
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".old", dir=parent)
+        os.replace(target, old)  # an empty directory is replaced by rename
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.replace(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in created:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise
+

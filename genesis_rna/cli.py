@@ -536,9 +536,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_finetune(sub) -> None:
     from . import train_finetune
 
-    p = sub.add_parser("finetune", help="fine-tune on a sequence or per-nucleotide task (frozen or full)",
+    p = sub.add_parser("finetune", help="fine-tune on a sequence, per-nucleotide or pair (structure) task",
                        description="Fine-tune genesis-rna (or a one-hot CNN baseline) for classification or "
-                       "regression of sequences or nucleotides; same as `python -m genesis_rna.train_finetune`. "
+                       "regression of sequences or nucleotides, or train a structure model for `genesis-rna fold` "
+                       "from your structures (--task pair); same as `python -m genesis_rna.train_finetune`. "
                        "See docs/finetune.md.",
                        epilog=train_finetune.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     train_finetune.add_arguments(p)

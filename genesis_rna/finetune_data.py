@@ -237,8 +237,8 @@ def _target(row: dict, task: str, spec: ColumnSpec, length: int) -> Any:
 def check_task(task: str) -> None:
     """Pair (structure) tasks belong to the structure model; anything else unknown is a one-line error."""
     if task in PAIR_TASKS:
-        raise InputError("pair (secondary-structure) tasks are trained by the structure model: use "
-                         "`genesis-rna evaluate archiveii` / genesis_rna.structure_model, and `genesis-rna fold`")
+        raise InputError("pair (secondary-structure) tasks train a structure model: their data is read by "
+                         "genesis_rna.finetune_structure (`genesis-rna finetune --task pair`), not as examples")
     if task not in TASKS:
         raise InputError(f"unknown task {task!r} (choose {', '.join(TASKS)})")
 

@@ -456,12 +456,14 @@ def train_structure_model(model: StructureModel, train: Sequence[PairExample], v
                           epochs: int = 10, lr: float = 3e-3, encoder_lr: float = 1e-5, max_train_len: int = 160,
                           steps_per_epoch: int | None = None, patience: int = 3, seed: int = 0,
                           log: Callable[[str], None] | None = None, time_budget_s: float | None = None,
-                          thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)) -> dict:
+                          thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+                          on_step: Callable[[float], None] | None = None) -> dict:
     """Train with BCE (pos_weight) on random crops of at most ``max_train_len`` nt, one sequence per step.
 
     After each epoch the model is scored on ``valid`` (mean F1 of MEA decoding at several thresholds); the best
     epoch's weights and threshold are kept (early stopping after ``patience`` epochs without improvement).
-    ``time_budget_s`` stops training early (the best state so far is kept). Returns a history dict.
+    ``time_budget_s`` stops training early (the best state so far is kept). ``on_step(loss)`` is called after
+    every optimiser step (a progress bar). Returns a history dict.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -487,6 +489,8 @@ def train_structure_model(model: StructureModel, train: Sequence[PairExample], v
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(loss.item())
+            if on_step is not None:
+                on_step(losses[-1])
             if time_budget_s and time.perf_counter() - start > time_budget_s:
                 break
         f1s = evaluate_f1(model, valid, thresholds) if valid else {model.config.threshold: -float(np.mean(losses))}

@@ -2,7 +2,9 @@
 
 One command for sequence classification / regression and per-nucleotide classification / regression, on a
 genesis-rna encoder (``--model``, ``--random-init``) or on one-hot input (``--encoder onehot``: the same head
-behind a small residual CNN, the "no language model" baseline).
+behind a small residual CNN, the "no language model" baseline). ``--task pair`` (secondary structure from
+.dbn/.ct/.bpseq files or a structure column) trains a structure model instead: see
+:mod:`genesis_rna.finetune_structure`; its directory is what ``genesis-rna fold --model DIR`` loads.
 
 Modes. ``--mode frozen`` (default) runs the encoder once over every sequence and caches what the head reads
 (the mean or [CLS] vector for sequence tasks, per-nucleotide vectors for token tasks), so each epoch only trains
@@ -48,6 +50,7 @@ from ._fileutil import atomic_path, atomic_write
 from .errors import CheckpointError, GenesisRNAError, InputError
 from .finetune_data import (
     IGNORE_INDEX,
+    PAIR_TASKS,
     TASKS,
     ColumnSpec,
     Example,
@@ -89,6 +92,9 @@ EXAMPLES = """examples:
   # the same head on one-hot input (CNN baseline)
   genesis-rna finetune train.fa --test test.fa --task classification --encoder onehot --output-dir runs/onehot
   genesis-rna predict runs/nrc_frozen new.fa --output predictions.csv
+  # secondary structure (pair task) from dot-bracket / .ct / .bpseq files or a CSV structure column
+  genesis-rna finetune my_structures.dbn --task pair --test held_out.dbn --output-dir runs/my_fold
+  genesis-rna fold new.fa --model runs/my_fold --output folds/
 """
 
 
@@ -679,6 +685,11 @@ def load_finetuned(directory: str | os.PathLike) -> tuple[nn.Module, nn.Module, 
     directory = Path(directory)
     task_path = directory / TASK_FILE
     if not task_path.is_file():
+        from .structure_model import is_structure_model_dir
+
+        if is_structure_model_dir(directory):
+            raise CheckpointError(f"{directory}: a structure model (--task pair); fold with it: "
+                                  f"genesis-rna fold INPUT.fa --model {directory}")
         raise CheckpointError(f"{task_path}: missing; pass a directory written by `genesis-rna finetune`")
     try:
         info = json.loads(task_path.read_text())
@@ -837,18 +848,26 @@ def plot_curves(out_dir: Path, monitor: str) -> Path | None:
 # =============================================================================================== CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``genesis-rna finetune`` (also ``python -m genesis_rna.train_finetune``)."""
-    p.add_argument("train", help="training data: FASTA (.fa), CSV, TSV or JSONL (.gz accepted)")
+    p.add_argument("train", nargs="+",
+                   help="training data: FASTA (.fa), CSV, TSV or JSONL (.gz accepted); --task pair: also .dbn/.db, "
+                        ".ct, .bpseq files or directories of them (several allowed)")
     p.add_argument("--task", required=True, choices=TASKS + ("pair",),
-                   help="classification | regression | token-classification | token-regression")
-    p.add_argument("--output-dir", "-o", required=True, help="run folder = model directory for `genesis-rna predict`")
+                   help="classification | regression | token-classification | token-regression | pair "
+                        "(secondary structure: trains a structure model for `genesis-rna fold`)")
+    p.add_argument("--output-dir", "-o", required=True,
+                   help="run folder = model directory for `genesis-rna predict` (--task pair: for "
+                        "`genesis-rna fold --model`)")
     d = p.add_argument_group("data and columns")
-    d.add_argument("--valid", default=None, help="validation file (default: a random --valid-fraction of train)")
-    d.add_argument("--test", default=None, help="test file (evaluated once, with the best epoch)")
+    d.add_argument("--valid", default=None,
+                   help="validation file (default: a random --valid-fraction of train; --task pair: also a directory)")
+    d.add_argument("--test", default=None,
+                   help="test file (evaluated once, with the best epoch; --task pair: also a directory)")
     d.add_argument("--sequence-column", default="sequence", help="column with the sequence (default sequence)")
     d.add_argument("--id-column", default="id", help="column with record ids (default id)")
     d.add_argument("--label-column", "--label-columns", dest="label_columns", nargs="+", default=["label"],
                    help="target column(s); several for multi-output regression (default label; FASTA: the "
-                        "header label)")
+                        "header label; --task pair: the dot-bracket or base_pairs column, default structure, "
+                        "else base_pairs)")
     d.add_argument("--label-regex", default=None,
                    help="FASTA: regex on the description whose group 1 (or group 'label') is the label "
                         "(default: label=X if present, else the first word)")
@@ -864,8 +883,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--filter", action="append", default=[], metavar="COLUMN=VALUE",
                    help="keep only rows where COLUMN equals VALUE (repeatable), e.g. SN_filter=1")
     m = p.add_argument_group("model")
-    m.add_argument("--encoder", choices=("genesis", "onehot"), default="genesis",
-                   help="genesis-rna encoder (default) or one-hot input through a small CNN (baseline)")
+    m.add_argument("--encoder", default="genesis", metavar="{genesis,onehot}",
+                   help="genesis-rna encoder (default) or one-hot input through a small CNN (baseline); --task "
+                        "pair: also none (= onehot: one-hot pair features) or an encoder NAME|DIR")
     m.add_argument("--mode", choices=("frozen", "full"), default="frozen",
                    help="frozen: cache encoder outputs, train the head only; full: train the encoder too")
     m.add_argument("--model", default=None, help="model directory or shipped name (default genesis-rna-small)")
@@ -890,19 +910,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validation metric for early stopping (default: auroc for 2 classes, accuracy, macro_f1 "
                         "per token, spearman for one target, mcrmse for several)")
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=1e-3, help="head learning rate (default 1e-3)")
+    t.add_argument("--lr", type=float, default=None, help="head learning rate (default 1e-3; --task pair 3e-3)")
     t.add_argument("--encoder-lr", type=float, default=5e-5, help="encoder learning rate in --mode full (5e-5)")
     t.add_argument("--weight-decay", type=float, default=0.01)
-    t.add_argument("--crop", type=int, default=None, help="--mode full: random training crop (default: model window)")
+    t.add_argument("--crop", type=int, default=None,
+                   help="--mode full: random training crop (default: model window); --task pair: training crop "
+                        "for every mode (default 160)")
     t.add_argument("--toks-per-batch", type=int, default=8192, help="token budget when computing features")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s = p.add_argument_group("pair (secondary-structure) task")
+    s.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="training steps (one structure each) per epoch (default: one pass over the training set)")
+    s.add_argument("--no-vienna", dest="vienna", action="store_false",
+                   help="no ViennaRNA prior channels (then folding never needs ViennaRNA)")
+    s.add_argument("--channels", type=int, default=16, help="width of the 2D ResNet over pair features (default 16)")
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.task in PAIR_TASKS:
+        from . import finetune_structure
+
+        return finetune_structure.run_from_args(args)
     check_task(args.task)
+    if not isinstance(args.train, str):
+        if len(args.train) != 1:
+            raise InputError(f"--task {args.task} takes one training file, got {len(args.train)} (only --task pair "
+                             "reads several)")
+        args.train = args.train[0]
+    if args.encoder not in ("genesis", "onehot"):
+        raise InputError(f"--encoder {args.encoder!r}: choose genesis or onehot (an encoder directory or name goes "
+                         "to --model)")
     for name in ("epochs", "batch_size", "patience"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
@@ -916,7 +956,8 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     cfg = FinetuneConfig(task=args.task, output_dir=args.output_dir, encoder=args.encoder, mode=args.mode,
                          pooling=args.pooling, head_hidden=args.head_hidden, dropout=args.dropout,
                          head_conv_layers=args.head_conv_layers,
-                         epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                         epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
+                         lr=1e-3 if args.lr is None else args.lr,
                          encoder_lr=args.encoder_lr, weight_decay=args.weight_decay, monitor=args.monitor,
                          crop=args.crop, seed=args.seed, device=args.device, dtype=args.dtype,
                          tokens_per_batch=args.toks_per_batch, onehot_width=args.onehot_width,
@@ -931,6 +972,10 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def summary(results: dict[str, Any], output_dir: str) -> str:
     """One line: sizes, best epoch, the monitored metric on valid and on test."""
+    if results.get("task") in PAIR_TASKS:
+        from . import finetune_structure
+
+        return finetune_structure.summary(results, output_dir)
     mon = results["monitor"]
     parts = [f"fine-tuned on {results['n']['train']} sequences ({results['epochs_run']} epochs, best "
              f"{results['best_epoch']})"]
