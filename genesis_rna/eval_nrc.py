@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from .download import file_digest
 from .errors import GenesisRNAError, InputError
 from .finetune_data import ColumnSpec, Example, load_examples
 
@@ -290,12 +291,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
-def _sha256(path: Path) -> str:
-    from .download import file_digest
-
-    return file_digest(path, "sha256")
-
-
 def machine() -> str:
     """This machine in one line: platform, processor, cores and torch threads."""
     import torch
@@ -379,8 +374,8 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
     data_dir, limit = Path(getattr(args, "data", NRC_DIR)), int(getattr(args, "limit", 0) or 0)
     train, test = load_nrc(data_dir, limit)
     data = {"limit": limit, "n_train": len(train), "n_test": len(test),
-            "n_classes": len({e.target for e in train}), "train_sha256": _sha256(data_dir / "train.fa"),
-            "test_sha256": _sha256(data_dir / "test.fa")}
+            "n_classes": len({e.target for e in train}), "train_sha256": file_digest(data_dir / "train.fa"),
+            "test_sha256": file_digest(data_dir / "test.fa")}
     for path in sorted((out / "methods").glob("*.json")):
         old = _read_record(path).get("data", {})
         if old != data:

@@ -24,8 +24,8 @@ import math
 import os
 import random
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -372,4 +372,27 @@ def encode_labels(examples: Sequence[Example], task: str, names: Sequence[str], 
 
 
 __all__ = ["Example", "ColumnSpec", "TASKS", "IGNORE_INDEX", "file_format", "header_label", "read_rows",
-           "load_examples", "assign_splits", "split_examples", "class_names", "encode_labels", "check_task"]
+           "load_examples", "assign_splits", "split_examples", "split_with_files", "class_names", "encode_labels",
+           "check_task"]
+
+
+def split_with_files(examples: list[Example], read: Callable[[Any, ColumnSpec], list[Example]], spec: ColumnSpec,
+                     train_path, *, valid_path=None, test_path=None, valid_values=None, test_values=None,
+                     valid_fraction: float = 0.1, test_fraction: float = 0.0, split_seed: int = 0
+                     ) -> dict[str, list[Example]]:
+    """Split ``examples`` (read from ``train_path``) by the split column or seeded fractions; a ``--valid`` /
+    ``--test`` file, read with ``read(path, spec without split column)``, replaces that split. Shared by every
+    task, so ``--task pair`` splits exactly like the others."""
+    if spec.split_column:
+        assign_splits(examples, valid_values=valid_values, test_values=test_values, path=train_path)
+    else:
+        assign_splits(examples, valid_fraction=0.0 if valid_path else valid_fraction,
+                      test_fraction=0.0 if test_path else test_fraction, seed=split_seed, path=train_path)
+    split = split_examples(examples)
+    file_spec = replace(spec, split_column=None)
+    for name, path in (("valid", valid_path), ("test", test_path)):
+        if path:
+            split[name] = read(path, file_spec)
+            for e in split[name]:
+                e.split = name
+    return split

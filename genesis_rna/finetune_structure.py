@@ -40,10 +40,9 @@ from .finetune_data import (
     _check_columns,
     _filters,
     _is_missing,
-    assign_splits,
     file_format,
     read_rows,
-    split_examples,
+    split_with_files,
 )
 from .io._text import strip_gz
 from .structure import dotbracket_to_partners, pairs_to_partners, validate_partners
@@ -209,16 +208,11 @@ def load_pair_splits(train_paths: Sequence[str | os.PathLike], spec: ColumnSpec,
     examples = [ex for p in train_paths for ex in load_pair_examples(p, spec)]
     _unique_ids(examples)
     first = train_paths[0]
-    if spec.split_column:
-        assign_splits(examples, valid_values=valid_values, test_values=test_values, path=first)
-    else:
-        assign_splits(examples, valid_fraction=0.0 if valid_path else valid_fraction,
-                      test_fraction=0.0 if test_path else test_fraction, seed=split_seed, path=first)
-    split = split_examples(examples)
-    file_spec = ColumnSpec(**{**spec.__dict__, "split_column": None})
+    split = split_with_files(examples, load_pair_examples, spec, first, valid_path=valid_path, test_path=test_path,
+                             valid_values=valid_values, test_values=test_values, valid_fraction=valid_fraction,
+                             test_fraction=test_fraction, split_seed=split_seed)
     for name, path in (("valid", valid_path), ("test", test_path)):
         if path:
-            split[name] = load_pair_examples(path, file_spec)
             _unique_ids(split[name])
     if not split["train"]:
         raise InputError("the training split is empty", path=first)

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .download import file_digest
 from .errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -275,12 +276,6 @@ def _distance_channels(n: int, device: torch.device) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- build/save/load
-def _sha256(path: Path) -> str:
-    from .download import file_digest
-
-    return file_digest(path, "sha256")
-
-
 def build_structure_model(encoder: str | os.PathLike | None = None, *, use_vienna: bool = False,
                           finetune: bool = False, encoder_model: nn.Module | None = None, **options
                           ) -> StructureModel:
@@ -296,7 +291,7 @@ def build_structure_model(encoder: str | os.PathLike | None = None, *, use_vienn
             from .pretrained import load, resolve_model_dir
 
             enc = load(encoder)[0]
-            sha = _sha256(resolve_model_dir(encoder) / "model.safetensors")
+            sha = file_digest(resolve_model_dir(encoder) / "model.safetensors")
         else:
             enc = encoder_model
         ec = enc.config
@@ -367,7 +362,7 @@ def load_structure_model(name_or_dir: str | os.PathLike, *, device: str = "cpu")
             enc_dir = resolve_model_dir(cfg.encoder)
         except CheckpointError as err:
             raise CheckpointError(f"{directory}: its encoder {cfg.encoder!r} is not available ({err})") from None
-        if cfg.encoder_sha256 and _sha256(enc_dir / "model.safetensors") != cfg.encoder_sha256:
+        if cfg.encoder_sha256 and file_digest(enc_dir / "model.safetensors") != cfg.encoder_sha256:
             raise CheckpointError(f"{directory}: encoder {cfg.encoder!r} has different weights than the ones this "
                                   "structure model was trained on; retrain it (python -m genesis_rna.structure_model "
                                   "train ...)")

@@ -54,12 +54,11 @@ from .finetune_data import (
     TASKS,
     ColumnSpec,
     Example,
-    assign_splits,
     check_task,
     class_names,
     encode_labels,
     load_examples,
-    split_examples,
+    split_with_files,
 )
 from .heads import (
     POOLINGS,
@@ -744,19 +743,10 @@ def load_task_data(train_path: str, task: str, spec: ColumnSpec, *, valid_path: 
                    test_fraction: float = 0.0, split_seed: int = 0) -> dict[str, list[Example]]:
     """Examples per split: from separate files, a split column, or a seeded random split of the rest."""
     check_task(task)
-    examples = load_examples(train_path, task, spec)
-    file_spec = ColumnSpec(**{**asdict(spec), "split_column": None})
-    if spec.split_column:
-        assign_splits(examples, valid_values=valid_values, test_values=test_values, path=train_path)
-    else:
-        assign_splits(examples, valid_fraction=0.0 if valid_path else valid_fraction,
-                      test_fraction=0.0 if test_path else test_fraction, seed=split_seed, path=train_path)
-    split = split_examples(examples)
-    for name, path in (("valid", valid_path), ("test", test_path)):
-        if path:
-            split[name] = load_examples(path, task, file_spec)
-            for e in split[name]:
-                e.split = name
+    split = split_with_files(load_examples(train_path, task, spec), lambda p, s: load_examples(p, task, s), spec,
+                             train_path, valid_path=valid_path, test_path=test_path, valid_values=valid_values,
+                             test_values=test_values, valid_fraction=valid_fraction, test_fraction=test_fraction,
+                             split_seed=split_seed)
     if not split["train"]:
         raise InputError("the training split is empty", path=train_path)
     return split
