@@ -110,3 +110,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[str]:
                 os.rmdir(d)
         raise
 
+
+def safe_filename(name: str) -> str:
+    """``name`` with every character outside ``A-Za-z0-9._-`` replaced by ``_`` (record ids as file names)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

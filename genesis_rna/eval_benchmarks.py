@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._fileutil import safe_filename
 from .errors import InputError
 
 __all__ = ["load_archiveii", "load_split", "vienna_cache", "run_archiveii", "METHODS", "ANCHORS"]
@@ -97,10 +98,6 @@ def load_split(directory: str | os.PathLike, split: str) -> dict[str, dict[str, 
     return folds
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-
 VIENNA_PARAMS = {"turner2004": "Turner2004", "turner1999": "Turner1999", "andronescu2007": "Andronescu2007",
                  "langdon2018": "Langdon2018"}
 
@@ -129,7 +126,7 @@ def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    todo = [i for i in (ids or list(examples)) if not (cache / f"{_safe(i)}.npz").is_file()]
+    todo = [i for i in (ids or list(examples)) if not (cache / f"{safe_filename(i)}.npz").is_file()]
     for k, rid in enumerate(todo):
         seq = examples[rid].sequence
         t0 = time.process_time()
@@ -137,7 +134,7 @@ def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str
         bpp = bpp.astype(np.float32)
         mea_ss, _ = fc.MEA(1.0)
         i, j = np.nonzero(np.triu(bpp, 1) > 1e-4)
-        with atomic_path(cache / f"{_safe(rid)}.npz", suffix=".npz") as tmp:
+        with atomic_path(cache / f"{safe_filename(rid)}.npz", suffix=".npz") as tmp:
             np.savez(tmp, i=i.astype(np.int16), j=j.astype(np.int16), p=bpp[i, j].astype(np.float32),
                      mfe=np.array(RNA.ptable(ss), dtype=np.int16)[1:] - 1,
                      mea=np.array(RNA.ptable(mea_ss), dtype=np.int16)[1:] - 1,
@@ -148,7 +145,7 @@ def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str
 
 def read_vienna(cache_dir: str | os.PathLike, rid: str, length: int) -> dict:
     """Cached ViennaRNA result: dense symmetric ``bpp``, ``mfe_matrix``, ``mfe`` and ``mea`` partner arrays."""
-    with np.load(Path(cache_dir) / f"{_safe(rid)}.npz") as z:
+    with np.load(Path(cache_dir) / f"{safe_filename(rid)}.npz") as z:
         bpp = np.zeros((length, length), dtype=np.float32)
         bpp[z["i"], z["j"]] = z["p"]
         bpp += bpp.T
@@ -469,7 +466,7 @@ def run_archiveii(args: argparse.Namespace) -> dict:
                          + (_subset(fold["train"], args.max_train, args.seed) if learned_with_prior else []),
                          progress=args.verbose)
         for method in args.methods:
-            path = out / "folds" / f"{args.split}_{_safe(name)}_{method}.json"
+            path = out / "folds" / f"{args.split}_{safe_filename(name)}_{method}.json"
             if path.is_file():
                 continue
             t0, c0 = time.perf_counter(), time.process_time()

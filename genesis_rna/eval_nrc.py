@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shlex
 import sys
 import time
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from ._fileutil import safe_filename
 from .download import file_digest
 from .errors import GenesisRNAError, InputError
 from .finetune_data import ColumnSpec, Example, load_examples
@@ -287,10 +287,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="progress bars while embedding and training")
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-
 def machine() -> str:
     """This machine in one line: platform, processor, cores and torch threads."""
     import torch
@@ -420,7 +416,7 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
 
             model = pretrained.load(args.encoder)[0]
             enc_tag = hashlib.sha256(str(pretrained.resolve_model_dir(args.encoder).resolve()).encode()).hexdigest()
-            cache = out / "cache" / "embeddings" / f"{_safe(Path(args.encoder).name)}-{enc_tag[:8]}-{data_tag}"
+            cache = out / "cache" / "embeddings" / f"{safe_filename(Path(args.encoder).name)}-{enc_tag[:8]}-{data_tag}"
             xtr, s1 = mean_embeddings(model, [e.sequence for e in train], cache=cache / "train.npy", device=device,
                                       dtype=args.dtype, progress=verbose)
             xte, s2 = mean_embeddings(model, [e.sequence for e in test], cache=cache / "test.npy", device=device,

@@ -19,7 +19,6 @@ available, ViennaRNA's partition function alone, and :func:`write_fold_outputs` 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._fileutil import safe_filename
 from .errors import CheckpointError, InputError
 from .structure import validate_partners
 
@@ -345,7 +345,7 @@ def _file_stems(ids: Sequence[str]) -> list[str]:
     """File-system-safe, unique names for record ids (``/`` and other odd characters become ``_``)."""
     out, seen = [], set()
     for rid in ids:
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", rid).lstrip(".") or "record"
+        stem = safe_filename(rid).lstrip(".") or "record"
         base, k = stem, 1
         while stem.lower() in seen:
             k += 1
