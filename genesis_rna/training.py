@@ -27,7 +27,8 @@ Run directory (``cfg.output_dir``)::
 Exact resume: a checkpoint holds model, optimiser, scheduler, GradScaler, every RNG (Python, NumPy, torch CPU
 and CUDA), the data position (epoch, batches consumed) and the AST selector (controller, score window,
 generator). A run that is killed and started again with the same command continues from its latest checkpoint
-and ends with the same weights as an uninterrupted run.
+and ends with the same weights as an uninterrupted run (bit for bit where the BLAS is reproducible across
+processes, e.g. one thread and ``MKL_CBWR=AUTO,STRICT``; otherwise up to rounding, which AST decisions can amplify).
 """
 
 from __future__ import annotations
