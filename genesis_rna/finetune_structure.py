@@ -53,7 +53,7 @@ __all__ = ["STRUCTURE_SUFFIXES", "STRUCTURE_COLUMNS", "is_structure_file", "read
            "train_pair_task", "run_from_args", "summary"]
 
 #: file extensions read as structure files (a further ``.gz`` is allowed), in the order a directory is searched.
-STRUCTURE_SUFFIXES = (".dbn", ".db", ".ct", ".bpseq")
+STRUCTURE_SUFFIXES = (".dbn", ".db", ".ct", ".bpseq", ".sto", ".stk", ".stockholm")
 #: structure columns looked for in a table when ``--label-column`` is left at its default.
 STRUCTURE_COLUMNS = ("structure", "base_pairs")
 METRICS_FILE = "metrics.jsonl"
@@ -63,7 +63,8 @@ DEFAULT_CROP = 160    # training crop: O(L^2) pair maps, so short crops keep a C
 
 # =============================================================================================== reading
 def is_structure_file(path: str | os.PathLike) -> bool:
-    """True for ``.dbn``/``.db``/``.ct``/``.bpseq`` (optionally ``.gz``) names."""
+    """True for ``.dbn``/``.db``/``.ct``/``.bpseq`` and Stockholm ``.sto``/``.stk``/``.stockholm`` names
+    (optionally ``.gz``)."""
     return strip_gz(path).lower().endswith(STRUCTURE_SUFFIXES)
 
 
@@ -81,14 +82,16 @@ def _directory_files(directory: Path) -> list[Path]:
 
 
 def _format_of(path: str | os.PathLike) -> str:
-    """``dbn`` (also for ``.db``, which :func:`genesis_rna.io.structure_format` knows too), ``ct`` or ``bpseq``."""
-    suffix = Path(strip_gz(path)).suffix.lower()
-    return "dbn" if suffix == ".db" else suffix[1:]
+    """``dbn``, ``ct``, ``bpseq`` or ``stockholm``: the io module's one table of structure extensions."""
+    from .io import structure_format
+
+    return structure_format(path)
 
 
 def read_structure_files(path: str | os.PathLike) -> list[Example]:
-    """Structures from a ``.dbn``/``.db``/``.ct``/``.bpseq`` file or a directory of them, as :class:`Example`
-    objects whose ``target`` is the partner array (0-based, -1 unpaired)."""
+    """Structures from a ``.dbn``/``.db``/``.ct``/``.bpseq``/Stockholm file or a directory of them, as
+    :class:`Example` objects whose ``target`` is the partner array (0-based, -1 unpaired). Stockholm gives every
+    sequence of every alignment with the ``#=GC SS_cons`` pairs whose two columns both hold a residue (Rfam seeds)."""
     from .io import read_structures
 
     path = Path(path)

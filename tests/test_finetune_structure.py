@@ -59,9 +59,25 @@ def _dbn_text(records) -> str:
     return "".join(f">{rid}\n{seq}\n{db}\n" for rid, seq, db, *_ in records)
 
 
-def test_dbn_ct_bpseq_and_tables_give_the_same_partner_arrays(tmp_path):
+def _stockholm_text(records) -> str:
+    """One alignment per record: a gap column after base 4 (unpaired in SS_cons), the pairs in WUSS with
+    pseudoknot pairs as a letter (A...a) and nested pairs alternating between () and <>."""
+    blocks = []
+    for k, (rid, seq, _, pairs) in enumerate(records):
+        ss = ["."] * len(seq)
+        for n, (i, j) in enumerate(pairs):
+            crossing = any(a < i < b < j for a, b in pairs)  # crosses a pair opened earlier: a knot
+            left, right = ("A", "a") if crossing else ("(", ")") if n % 2 else ("<", ">")
+            ss[i - 1], ss[j - 1] = left, right
+        row, cons = seq[:4] + "-" + seq[4:], "".join(ss[:4]) + "." + "".join(ss[4:])
+        blocks.append(f"# STOCKHOLM 1.0\n#=GF AC RF9999{k}\n{rid} {row}\n#=GC SS_cons {cons}\n//\n")
+    return "".join(blocks)
+
+
+def test_dbn_ct_bpseq_stockholm_and_tables_give_the_same_partner_arrays(tmp_path):
     (tmp_path / "s.dbn").write_text(_dbn_text(RECORDS))
     (tmp_path / "s.ct").write_text("".join(_ct_text(r, s, p) for r, s, _, p in RECORDS))
+    (tmp_path / "s.sto").write_text(_stockholm_text(RECORDS))
     (tmp_path / "bp").mkdir()
     for rid, seq, _, pairs in RECORDS:
         (tmp_path / "bp" / f"{rid}.bpseq").write_text(_bpseq_text(rid, seq, pairs))
@@ -74,6 +90,7 @@ def test_dbn_ct_bpseq_and_tables_give_the_same_partner_arrays(tmp_path):
     sources = {
         "dbn": (tmp_path / "s.dbn", ColumnSpec()),
         "ct": (tmp_path / "s.ct", ColumnSpec()),
+        "stockholm": (tmp_path / "s.sto", ColumnSpec()),
         "bpseq dir": (tmp_path / "bp", ColumnSpec()),
         "csv dot-bracket": (tmp_path / "db.csv", ColumnSpec()),
         "tsv base_pairs": (tmp_path / "bp.tsv", ColumnSpec(sequence_column="seq", id_column="name")),
