@@ -11,6 +11,8 @@ Inputs (any number of files or directories for training; one each for ``--valid`
 * dot-bracket files ``.dbn`` / ``.db``: ``>id``, sequence line, structure line (``genesis-rna fold`` writes
   ``structures.dbn`` this way); pseudoknots on ``[]`` ``{}`` ``<>`` ``Aa``...;
 * ``.ct`` and ``.bpseq`` files, or a directory holding files of one of these formats;
+* Stockholm alignments ``.sto`` / ``.stk`` / ``.stockholm`` (e.g. Rfam seeds): every sequence, with the
+  ``#=GC SS_cons`` pairs whose two columns both hold a residue;
 * CSV / TSV / JSON Lines with a sequence column and a structure column: a dot-bracket string or ``base_pairs``,
   a JSON list of 1-based ``[i, j]`` pairs (ArchiveII's CSV). ``--label-column`` names it; by default the first
   of ``structure`` and ``base_pairs`` that the file has.
@@ -249,17 +251,13 @@ def resolve_encoder(encoder: str, model: str | None) -> str | None:
 
 
 def _vienna_priors(examples: Sequence, log: Callable[[str], None], progress: bool) -> None:
-    """ViennaRNA prior of every example, once (cropped per training step, reused every epoch)."""
-    from tqdm.auto import tqdm
-
-    from .structure_model import vienna_prior
+    """ViennaRNA prior of every example that has none, announced in the log first (it can take minutes)."""
+    from .structure_model import add_vienna_priors
 
     todo = [ex for ex in examples if ex.prior is None]
-    if not todo:
-        return
-    log(f"computing ViennaRNA priors for {len(todo)} sequences")
-    for ex in tqdm(todo, unit="seq", desc="ViennaRNA", disable=not progress, dynamic_ncols=True, file=sys.stderr):
-        ex.prior = vienna_prior(ex.sequence)
+    if todo:
+        log(f"computing ViennaRNA priors for {len(todo)} sequences")
+        add_vienna_priors(todo, progress)
 
 
 def score_test(model, examples: Sequence, progress: bool = False) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 One command for sequence classification / regression and per-nucleotide classification / regression, on a
 genesis-rna encoder (``--model``, ``--random-init``) or on one-hot input (``--encoder onehot``: the same head
 behind a small residual CNN, the "no language model" baseline). ``--task pair`` (secondary structure from
-.dbn/.ct/.bpseq files or a structure column) trains a structure model instead: see
+.dbn/.ct/.bpseq/Stockholm files or a structure column) trains a structure model instead: see
 :mod:`genesis_rna.finetune_structure`; its directory is what ``genesis-rna fold --model DIR`` loads.
 
 Modes. ``--mode frozen`` (default) runs the encoder once over every sequence and caches what the head reads
@@ -840,7 +840,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``genesis-rna finetune`` (also ``python -m genesis_rna.train_finetune``)."""
     p.add_argument("train", nargs="+",
                    help="training data: FASTA (.fa), CSV, TSV or JSONL (.gz accepted); --task pair: also .dbn/.db, "
-                        ".ct, .bpseq files or directories of them (several allowed)")
+                        ".ct, .bpseq, Stockholm (.sto) files or directories of them (several allowed)")
     p.add_argument("--task", required=True, choices=TASKS + ("pair",),
                    help="classification | regression | token-classification | token-regression | pair "
                         "(secondary structure: trains a structure model for `genesis-rna fold`)")
