@@ -135,6 +135,11 @@ class GenesisRNAConfig(_YamlMixin):
     structure_head: bool = True
     pair_head: bool = True
     pair_head_dim: int = 64
+    # Structure-aware options (v2): attention bias from the canonical-pairing map, 2D conv refiner of the pair head.
+    pair_bias: bool = False
+    pair_bias_channels: int = 16
+    pair_conv_layers: int = 0
+    pair_conv_channels: int = 16
     tie_word_embeddings: bool = True
     initializer_range: float = 0.02
     pad_token_id: int = 0
@@ -143,7 +148,7 @@ class GenesisRNAConfig(_YamlMixin):
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_heads", "n_layers", "dim_ff", "max_len",
-                     "structure_num_labels", "pair_head_dim"):
+                     "structure_num_labels", "pair_head_dim", "pair_bias_channels", "pair_conv_channels"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                    f"{name} must be a positive integer, got {value!r}")
@@ -166,7 +171,9 @@ class GenesisRNAConfig(_YamlMixin):
         _check(self.rotary_base > 0, f"rotary_base must be positive, got {self.rotary_base}")
         _check(self.layer_norm_eps > 0, f"layer_norm_eps must be positive, got {self.layer_norm_eps}")
         _check(self.initializer_range > 0, f"initializer_range must be positive, got {self.initializer_range}")
-        for name in ("embed_norm", "token_dropout"):
+        _check(isinstance(self.pair_conv_layers, int) and 0 <= self.pair_conv_layers <= 16,
+               f"pair_conv_layers must be an integer in 0..16, got {self.pair_conv_layers!r}")
+        for name in ("embed_norm", "token_dropout", "pair_bias"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @property

@@ -17,7 +17,7 @@ struct_labels      int64 [B, T]                 NONE 0 STEM 1 LOOP 2 BULGE 3 HAI
                                                 padding and unknown structure
 partner            int64 [B, T]                 token index of the partner (``[CLS]`` = 0), -1 unpaired,
                                                 -2 unknown / special / padding
-pair_matrix        float32 [B, T, T]            1 paired, 0 not paired, -100 where either position is
+pair_matrix        float32 [B, T, T]            1 paired, 0 not paired (ViennaRNA p(i, j) for soft-pair records), -100 where either position is
                                                 padding, a special token or of unknown structure
 lengths            int64 [B]                    nucleotides per item (after cropping)
 indices            int64 [B]                    dataset index of each item
@@ -47,6 +47,7 @@ from .preprocess import (
     IGNORE_INDEX,
     MANIFEST,
     SHARD_ARRAYS,
+    SOFT_ARRAYS,
     SOURCE_CODES,
     SOURCE_NAMES,
     SPLITS,
@@ -72,7 +73,8 @@ class RNAPretrainSample:
     """One record of a shard store: nucleotide ids (no specials) and its per-nucleotide structure.
 
     ``struct``: context labels (int8, -100 unknown); ``partner``: 0-based partner within the record (int32,
-    -1 unpaired, -2 unknown); ``family``: index into the store's family table (-1 none).
+    -1 unpaired, -2 unknown); ``family``: index into the store's family table (-1 none); ``soft_pairs``:
+    ``(i, j, p)`` ViennaRNA base-pair probabilities (0-based, i < j) that replace the hard pair targets.
     """
 
     id: str
@@ -81,6 +83,7 @@ class RNAPretrainSample:
     partner: np.ndarray
     family: int = -1
     structure_source: str = "none"
+    soft_pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(len(self.tokens))
@@ -192,6 +195,9 @@ class ShardStore:
             try:
                 maps = {key: np.load(self.path / (name + suffix), mmap_mode="r")
                         for key, (suffix, _, _) in SHARD_ARRAYS.items()}
+                if (self.path / (name + SOFT_ARRAYS["soft_offsets"][0])).exists():
+                    maps |= {key: np.load(self.path / (name + suffix), mmap_mode="r")
+                             for key, (suffix, _, _) in SOFT_ARRAYS.items()}
                 ids_file = self.path / (name + IDS_SUFFIX)
                 maps["ids"] = (np.memmap(ids_file, dtype=np.uint8, mode="r") if ids_file.stat().st_size
                                else np.zeros(0, np.uint8))
@@ -217,11 +223,15 @@ class ShardStore:
         m = self._shard(k)
         s, e = int(m["offsets"][j]), int(m["offsets"][j + 1])
         a, b = int(m["id_offsets"][j]), int(m["id_offsets"][j + 1])
+        soft = None
+        if "soft_offsets" in m and m["soft_offsets"][j + 1] > m["soft_offsets"][j]:
+            u, v = int(m["soft_offsets"][j]), int(m["soft_offsets"][j + 1])
+            soft = (np.array(m["soft_i"][u:v]), np.array(m["soft_j"][u:v]), np.array(m["soft_p"][u:v]))
         return RNAPretrainSample(
             id=bytes(m["ids"][a:b - 1]).decode("utf-8"),
             tokens=np.array(m["tokens"][s:e]), struct=np.array(m["struct"][s:e]),
             partner=np.array(m["partner"][s:e]), family=int(m["family"][j]),
-            structure_source=SOURCE_NAMES.get(int(m["source"][j]), "none"),
+            structure_source=SOURCE_NAMES.get(int(m["source"][j]), "none"), soft_pairs=soft,
         )
 
     def __iter__(self) -> Iterator[RNAPretrainSample]:
@@ -424,7 +434,16 @@ class RNAPretrainDataset(Dataset):
         return {
             "input_ids": masked, "attention_mask": torch.ones_like(ids), "mlm_labels": mlm_labels,
             "struct_labels": struct, "partner": partner, "length": length, "index": int(index), "id": sample.id,
+            "soft_pairs": self._soft_pairs(sample, start, length),
         }
+
+    def _soft_pairs(self, sample: RNAPretrainSample, start: int, length: int) -> torch.Tensor | None:
+        """``[3, K]`` float tensor of token-space soft pairs (i, j, p) inside the crop window, or None."""
+        if sample.soft_pairs is None or not self.structure or sample.family in self.no_structure_families:
+            return None
+        i, j, p = (np.asarray(a, dtype=np.float32) for a in sample.soft_pairs)
+        inside = (i >= start) & (j < start + length)
+        return torch.from_numpy(np.stack([i[inside] - start + 1, j[inside] - start + 1, p[inside]]))
 
     def _structure(self, sample: RNAPretrainSample, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Token-space structure targets: labels with -100 at specials, partners shifted by one for [CLS]."""
@@ -455,6 +474,12 @@ def collate_pretrain(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     pair = torch.where(known[:, :, None] & known[:, None, :], 0.0, float(IGNORE_INDEX)).to(torch.float32)
     bi, ti = torch.nonzero(partner >= 0, as_tuple=True)
     pair[bi, ti, partner[bi, ti]] = 1.0
+    for k, it in enumerate(items):
+        soft = it.get("soft_pairs")
+        if soft is not None:  # ViennaRNA probabilities replace the hard targets of the p > 0.5 structure
+            i, j = soft[0].long(), soft[1].long()
+            pair[k, i, j] = soft[2]
+            pair[k, j, i] = soft[2]
     return {
         "input_ids": pad("input_ids", PAD_ID), "attention_mask": pad("attention_mask", 0),
         "mlm_labels": pad("mlm_labels", IGNORE_INDEX), "struct_labels": pad("struct_labels", IGNORE_INDEX),

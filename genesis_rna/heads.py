@@ -4,7 +4,10 @@ Pretraining heads (built by :class:`genesis_rna.model.GenesisRNAModel` from its 
 
 * :class:`MLMHead` -- masked-nucleotide logits over the vocabulary (decoder tied to the token embedding);
 * :class:`StructureHead` -- per-token structure-context logits (``NONE STEM LOOP BULGE HAIRPIN``);
-* :class:`PairHead` -- an exactly symmetric ``[B, T, T]`` map of base-pairing logits.
+* :class:`PairHead` -- an exactly symmetric ``[B, T, T]`` map of base-pairing logits (bilinear, optionally
+  refined by a small 2D residual conv net over outer products and the canonical-pairing map, :class:`PairConvRefiner`);
+* :class:`PairingBias` -- not a head: the per-head attention bias computed from the sequence's canonical-pairing
+  map (ERNIE-RNA's prior), added to the attention logits of every layer.
 
 Fine-tuning heads (built by the fine-tuning code on top of the encoder's representations):
 :class:`SequenceClassificationHead`, :class:`SequenceRegressionHead` (pooling ``mean``, ``cls`` or ``conv``:
@@ -23,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .tokenization import CLS_ID, PAD_ID, SEP_ID
+from .tokenization import CLS_ID, NUCLEOTIDE_IDS, PAD_ID, SEP_ID
 
 POOLINGS = ("mean", "cls", "conv")
 CONV_WIDTH, CONV_KERNEL = 128, 9
@@ -146,6 +149,98 @@ class StructureHead(nn.Module):
         return self.classifier(self.norm(F.gelu(self.dense(hidden))))
 
 
+#: channels of :func:`pairing_features`
+PAIRING_CHANNELS = ("AU", "GC", "GU", "stack_inner", "stack_outer", "too_close")
+_A, _C, _G, _U = (NUCLEOTIDE_IDS[n] for n in "ACGU")
+
+
+def pairing_features(input_ids: torch.Tensor, min_loop: int = 3) -> torch.Tensor:
+    """``[B, T] -> [B, 6, T, T]`` float map of which positions *could* pair (see :data:`PAIRING_CHANNELS`).
+
+    AU, GC and GU are the Watson-Crick and wobble pairs (symmetric, specials and N pair with nothing);
+    ``stack_inner``/``stack_outer`` mark a canonical (i, j) whose neighbour pair (i+1, j-1) / (i-1, j+1) is
+    canonical too, the seed of a helix; ``too_close`` marks ``|i - j| <= min_loop``, where no pair can close a
+    hairpin. These are sequence facts, not predictions: what the model learns is how much to trust them.
+    """
+    ids = input_ids.long()
+    a, c, g, u = ((ids == t).float() for t in (_A, _C, _G, _U))
+
+    def sym(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x[:, :, None] * y[:, None, :] + y[:, :, None] * x[:, None, :]
+
+    au, gc, gu = sym(a, u), sym(g, c), sym(g, u)
+    canonical = au + gc + gu
+    inner = torch.zeros_like(canonical)
+    inner[:, :-1, 1:] = canonical[:, 1:, :-1]   # (i, j) <- canonical(i+1, j-1)
+    outer = torch.zeros_like(canonical)
+    outer[:, 1:, :-1] = canonical[:, :-1, 1:]   # (i, j) <- canonical(i-1, j+1)
+    t = ids.shape[1]
+    idx = torch.arange(t, device=ids.device)
+    close = ((idx[:, None] - idx[None, :]).abs() <= min_loop).float() * real_pairs(ids)
+    return torch.stack([au, gc, gu, canonical * inner, canonical * outer, close], dim=1)
+
+
+def real_pairs(input_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, T, T]`` float: 1 where neither token is padding. Pair maps are zeroed outside it, so a padded
+    sequence gets the same 2D convolutions as the same sequence alone (the conv's own zero padding)."""
+    real = (input_ids != PAD_ID).float()
+    return real[:, :, None] * real[:, None, :]
+
+
+class PairingBias(nn.Module):
+    """Attention bias ``[B, H, T, T]`` per layer from the canonical-pairing map (ERNIE-RNA's idea).
+
+    A two-layer 3x3 conv turns :func:`pairing_features` into one bias map per head, shared by all layers and
+    scaled per layer and head (``layer_scale``), so the prior is carried through the whole stack. The last conv
+    starts at zero: an untrained model attends exactly as one without the bias.
+    """
+
+    def __init__(self, n_heads: int, n_layers: int, channels: int = 16) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(len(PAIRING_CHANNELS), channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(channels, n_heads, 3, padding=1)
+        self.layer_scale = nn.Parameter(torch.ones(n_layers, n_heads))
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+        nn.init.ones_(self.layer_scale)
+
+    def forward(self, input_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The shared ``[B, H, T, T]`` map; layer ``l`` adds ``layer_scale[l][:, None, None] * map``."""
+        feats = pairing_features(input_ids).to(self.conv_in.weight.dtype)
+        real = real_pairs(input_ids).to(feats.dtype).unsqueeze(1)
+        return self.conv_out(F.gelu(self.conv_in(feats)) * real).to(dtype)
+
+
+class PairConvRefiner(nn.Module):
+    """Residual 2D conv net over pair features: symmetric outer products of the hidden states plus
+    :func:`pairing_features`, so the pair logits can use helix context (neighbouring pairs) that a bilinear
+    form cannot see."""
+
+    def __init__(self, d_model: int, channels: int = 16, layers: int = 4) -> None:
+        super().__init__()
+        self.left = nn.Linear(d_model, channels)
+        self.right = nn.Linear(d_model, channels)
+        self.stem = nn.Conv2d(channels + len(PAIRING_CHANNELS) + 1, channels, 1)
+        self.blocks = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=2 ** (k % 3), dilation=2 ** (k % 3))
+                                    for k in range(layers))
+        self.out = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """``base`` ``[B, T, T]`` (the bilinear logits) -> refined logits, same shape, exactly symmetric."""
+        a, b = self.left(hidden), self.right(hidden)
+        outer = torch.einsum("bic,bjc->bcij", a, b)
+        x = torch.cat([outer + outer.transpose(-1, -2), pairing_features(input_ids).to(hidden.dtype),
+                       base.unsqueeze(1)], dim=1)
+        real = real_pairs(input_ids).to(hidden.dtype).unsqueeze(1)
+        x = self.stem(x * real) * real
+        for conv in self.blocks:
+            x = x + conv(F.gelu(x)) * real
+        z = self.out(F.gelu(x)).squeeze(1)
+        return base + 0.5 * (z + z.transpose(-1, -2))
+
+
 class PairHead(nn.Module):
     """Symmetric bilinear base-pairing logits.
 
@@ -156,20 +251,29 @@ class PairHead(nn.Module):
     low against itself and high against its complement.
     """
 
-    def __init__(self, d_model: int, pair_dim: int = 64) -> None:
+    def __init__(self, d_model: int, pair_dim: int = 64, conv_layers: int = 0, conv_channels: int = 16) -> None:
         super().__init__()
         self.pair_dim = pair_dim
         self.q_proj = nn.Linear(d_model, pair_dim)
         self.k_proj = nn.Linear(d_model, pair_dim)
         self.bias = nn.Parameter(torch.zeros(()))
+        self.refiner = PairConvRefiner(d_model, conv_channels, conv_layers) if conv_layers else None
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``[B, T, d] -> [B, T, T]`` logits, ``out[b, i, j] == out[b, j, i]`` exactly."""
+    def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T, d] -> [B, T, T]`` logits, ``out[b, i, j] == out[b, j, i]`` exactly.
+
+        ``input_ids`` are needed when the head has a conv refiner (it reads the canonical-pairing map).
+        """
         q = self.q_proj(hidden)
         k = self.k_proj(hidden)
         scores = torch.matmul(q, k.transpose(-1, -2))
         scale = 1.0 / (2.0 * math.sqrt(self.pair_dim))
-        return (scores + scores.transpose(-1, -2)) * scale + self.bias.to(scores.dtype)
+        logits = (scores + scores.transpose(-1, -2)) * scale + self.bias.to(scores.dtype)
+        if self.refiner is None:
+            return logits
+        if input_ids is None:
+            raise ValueError("this pair head refines with the canonical-pairing map: pass input_ids")
+        return self.refiner(hidden, input_ids, logits)
 
 
 class SequenceClassificationHead(nn.Module):

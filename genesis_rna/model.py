@@ -9,10 +9,12 @@ Layout (names are the state-dict keys that checkpoints and converters rely on)::
         embed_positions       nn.Embedding(max_len, d_model)                    (position_type="learned" only)
         sinusoidal.scale      scalar                                            (position_type="sinusoidal" only)
         embed_norm            norm on the summed embeddings                     (embed_norm only: ESM-1b imports)
+        pairing_bias          conv_in, conv_out, layer_scale                    (pair_bias only)
         layers.{i}: TransformerBlock
           attn_norm, attn (qkv, out_proj), ffn_norm, ffn (fc_in, fc_out)
         final_norm
-      mlm_head (dense, norm, decoder), structure_head (dense, norm, classifier), pair_head (q_proj, k_proj, bias)
+      mlm_head (dense, norm, decoder), structure_head (dense, norm, classifier),
+      pair_head (q_proj, k_proj, bias, refiner.* when pair_conv_layers > 0)
 
 Blocks are pre-norm (as ESM-2 and GPT-2): the residual stream is never normalised, which keeps deep stacks
 trainable without warm-up tricks, and the final norm makes the last representation well scaled. Attention goes
@@ -34,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .config import GenesisRNAConfig
 from .errors import CheckpointError, ConfigError, InputError
-from .heads import MLMHead, PairHead, StructureHead, build_norm
+from .heads import MLMHead, PairHead, PairingBias, StructureHead, build_norm
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -240,8 +242,10 @@ class MultiHeadSelfAttention(nn.Module):
     def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         scores = torch.matmul(q, k.transpose(-1, -2)).float() * (1.0 / math.sqrt(self.head_dim))
-        if mask is not None:
+        if mask is not None and mask.dtype == torch.bool:
             scores = scores.masked_fill(~mask, float("-inf"))
+        elif mask is not None:  # an additive float mask: attention bias with -inf on padded keys
+            scores = scores + mask.float()
         weights = scores.softmax(dim=-1).to(v.dtype)
         dropped = F.dropout(weights, p=self.dropout, training=self.training)
         return torch.matmul(dropped, v), weights
@@ -355,6 +359,8 @@ class GenesisRNAEncoder(nn.Module):
         self.embed_norm = (build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
                            if config.embed_norm else None)
         self.dropout = nn.Dropout(config.dropout)
+        self.pairing_bias = (PairingBias(config.n_heads, config.n_layers, config.pair_bias_channels)
+                             if config.pair_bias else None)
         self.layers = nn.ModuleList(TransformerBlock(config, self.rotary) for _ in range(config.n_layers))
         self.final_norm = build_norm(config.norm_type, config.d_model, config.layer_norm_eps)
 
@@ -425,6 +431,9 @@ class GenesisRNAEncoder(nn.Module):
         wanted = set(repr_layers)
         mask = key_padding_mask(attention_mask)
         x = self.embed(input_ids, structure_labels)
+        bias = self.pairing_bias(input_ids, x.dtype) if self.pairing_bias is not None else None
+        if bias is not None and token_keep is not None:
+            raise InputError("token dropping is not supported with the pairing attention bias")
         reps: dict[int, torch.Tensor] = {0: x} if 0 in wanted else {}
         attentions = []
         first, last = self.token_drop_layers() if token_keep is not None else (0, -1)
@@ -446,7 +455,7 @@ class GenesisRNAEncoder(nn.Module):
             if first <= index <= last:
                 x, weights = self._run_block(block, x, packed_mask, False, positions)
             else:
-                x, weights = self._run_block(block, x, mask, need_attentions)
+                x, weights = self._run_block(block, x, self._layer_mask(mask, bias, index - 1), need_attentions)
             if index == last:
                 x = _unpack_tokens(full, x, positions, valid)
             if weights is not None:
@@ -460,6 +469,15 @@ class GenesisRNAEncoder(nn.Module):
         if need_attentions:
             out["attentions"] = torch.stack(attentions, dim=1)
         return out
+
+    def _layer_mask(self, mask: torch.Tensor | None, bias: torch.Tensor | None, layer: int) -> torch.Tensor | None:
+        """The key-padding mask, or with a pairing bias the layer's additive mask (bias, -inf on padded keys)."""
+        if bias is None:
+            return mask
+        layer_bias = bias * self.pairing_bias.layer_scale[layer].to(bias.dtype)[None, :, None, None]
+        if mask is not None:
+            layer_bias = layer_bias.masked_fill(~mask, float("-inf"))
+        return layer_bias
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return count_parameters(self, trainable_only)
@@ -491,7 +509,8 @@ class GenesisRNAModel(nn.Module):
         self.mlm_head = MLMHead(config.d_model, config.vocab_size, **norm) if config.mlm_head else None
         self.structure_head = (StructureHead(config.d_model, config.structure_num_labels, **norm)
                                if config.structure_head else None)
-        self.pair_head = PairHead(config.d_model, config.pair_head_dim) if config.pair_head else None
+        self.pair_head = (PairHead(config.d_model, config.pair_head_dim, config.pair_conv_layers,
+                                   config.pair_conv_channels) if config.pair_head else None)
         self.init_weights()
         self.tie_weights()
 
@@ -527,6 +546,8 @@ class GenesisRNAModel(nn.Module):
                 nn.init.normal_(block.ffn.fc_out.weight, 0.0, residual_std)
         if self.pair_head is not None:
             nn.init.zeros_(self.pair_head.bias)
+        if self.encoder.pairing_bias is not None:
+            self.encoder.pairing_bias.reset_parameters()
         if self.encoder.sinusoidal is not None:
             nn.init.constant_(self.encoder.sinusoidal.scale, std * math.sqrt(2))
 
@@ -631,17 +652,18 @@ class GenesisRNAModel(nn.Module):
         out = self.encoder(input_ids, attention_mask, repr_layers=layers, need_attentions=need_attentions,
                            structure_labels=structure_labels, token_keep=token_keep)
         if return_logits:
-            out.update(self._heads(out["last_hidden_state"], return_pair_logits))
+            out.update(self._heads(out["last_hidden_state"], return_pair_logits, input_ids))
         return out
 
-    def _heads(self, hidden: torch.Tensor, return_pair_logits: bool) -> dict[str, torch.Tensor]:
+    def _heads(self, hidden: torch.Tensor, return_pair_logits: bool, input_ids: torch.Tensor
+               ) -> dict[str, torch.Tensor]:
         logits = {}
         if self.mlm_head is not None:
             logits["mlm_logits"] = self.mlm_head(hidden)
         if self.structure_head is not None:
             logits["struct_logits"] = self.structure_head(hidden)
         if self.pair_head is not None and return_pair_logits:
-            logits["pair_logits"] = self.pair_head(hidden)
+            logits["pair_logits"] = self.pair_head(hidden, input_ids)
         return logits
 
     # -- checkpoints ----------------------------------------------------------------------------------------

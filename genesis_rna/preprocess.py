@@ -20,7 +20,13 @@ Store layout (``FORMAT_NAME`` version ``FORMAT_VERSION``)::
       shard-00000.struct.npy         int8    structure-context labels per nucleotide, -100 = unknown
       shard-00000.partner.npy        int32   partner index within the record, -1 unpaired, -2 unknown
       shard-00000.family.npy         int32   per record: index into manifest["families"], -1 = none
-      shard-00000.source.npy         int8    per record: 0 structure from the input, 1 ViennaRNA MFE, 2 none
+      shard-00000.source.npy         int8    per record: 0 structure from the input, 1 ViennaRNA MFE, 2 none,
+                                             3 ViennaRNA base-pair probabilities
+      shard-00000.soft_offsets.npy   int64   n+1 offsets into the soft-pair arrays (optional: stores made before
+                                             soft pairs existed lack the four soft_* files and read as none)
+      shard-00000.soft_i.npy         uint16  soft pairs per record: 0-based i < j ...
+      shard-00000.soft_j.npy         uint16  ... and j ...
+      shard-00000.soft_p.npy         float16 ... and ViennaRNA's probability p(i, j) >= SOFT_PAIR_MIN_PROB
       shard-00000.ids.txt            record ids, one per line (UTF-8)
       shard-00000.id_offsets.npy     int64   n+1 byte offsets of the lines of ids.txt
       split-train.npy / split-validation.npy / split-test.npy   int64 sorted global record indices
@@ -73,7 +79,13 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation", "test")
 #: per-record structure provenance codes stored in ``source.npy``
-SOURCE_CODES = {"input": 0, "vienna_mfe": 1, "none": 2}
+SOURCE_CODES = {"input": 0, "vienna_mfe": 1, "none": 2, "vienna_bpp": 3}
+#: how records without a given structure are folded: ViennaRNA MFE, or its partition function (soft pairs)
+FOLD_METHODS = ("mfe", "bpp")
+#: soft pairs below this probability are not stored (they become 0 targets); keeps ~60 pairs per 100 nt
+SOFT_PAIR_MIN_PROB = 0.05
+#: partition functions are only computed up to this length (O(L^3) time, O(L^2) memory); longer records get MFE
+MAX_BPP_LENGTH = 1000
 SOURCE_NAMES = {v: k for k, v in SOURCE_CODES.items()}
 UNPAIRED, UNKNOWN_PARTNER = -1, -2
 IGNORE_INDEX = -100
@@ -86,6 +98,13 @@ SHARD_ARRAYS = {
     "family": (".family.npy", np.int32, "record"),
     "source": (".source.npy", np.int8, "record"),
     "id_offsets": (".id_offsets.npy", np.int64, "record+1"),
+}
+#: optional per-shard soft-pair arrays (see the module doc)
+SOFT_ARRAYS = {
+    "soft_offsets": (".soft_offsets.npy", np.int64, "record+1"),
+    "soft_i": (".soft_i.npy", np.uint16, "soft pair"),
+    "soft_j": (".soft_j.npy", np.uint16, "soft pair"),
+    "soft_p": (".soft_p.npy", np.float16, "soft pair"),
 }
 IDS_SUFFIX = ".ids.txt"
 
@@ -147,13 +166,26 @@ class ShardWriter:
         self._source = bytearray()
         self._ids = bytearray()
         self._id_ends = array("q")
+        self._soft_counts = array("q")
+        self._soft_i = bytearray()
+        self._soft_j = bytearray()
+        self._soft_p = bytearray()
 
     def add(self, record_id: str, tokens: np.ndarray, struct: np.ndarray, partner: np.ndarray,
-            family: int = -1, source: int = SOURCE_CODES["none"]) -> None:
-        """Append one record; flush the shard when it is full."""
+            family: int = -1, source: int = SOURCE_CODES["none"],
+            soft_pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        """Append one record (``soft_pairs``: ``(i, j, p)`` arrays, i < j); flush the shard when it is full."""
         n = len(tokens)
         if len(struct) != n or len(partner) != n:
             raise InputError("tokens, struct and partner lengths differ", record=record_id)
+        if soft_pairs is None:
+            self._soft_counts.append(0)
+        else:
+            i, j, p = soft_pairs
+            self._soft_counts.append(len(i))
+            self._soft_i += np.ascontiguousarray(i, dtype="<u2").data
+            self._soft_j += np.ascontiguousarray(j, dtype="<u2").data
+            self._soft_p += np.ascontiguousarray(p, dtype="<f2").data
         self._tokens += np.ascontiguousarray(tokens, dtype=np.uint8).data
         self._struct += np.ascontiguousarray(struct, dtype=np.int8).data
         self._partner += np.ascontiguousarray(partner, dtype="<i4").data
@@ -183,8 +215,11 @@ class ShardWriter:
             "partner": np.frombuffer(self._partner, dtype="<i4"), "offsets": offsets,
             "family": np.frombuffer(self._family, dtype=np.int32),
             "source": np.frombuffer(self._source, dtype=np.int8), "id_offsets": id_offsets,
+            "soft_offsets": np.concatenate([[0], np.cumsum(np.frombuffer(self._soft_counts, dtype=np.int64))]),
+            "soft_i": np.frombuffer(self._soft_i, dtype="<u2"), "soft_j": np.frombuffer(self._soft_j, dtype="<u2"),
+            "soft_p": np.frombuffer(self._soft_p, dtype="<f2"),
         }
-        for key, (suffix, dtype, _) in SHARD_ARRAYS.items():
+        for key, (suffix, dtype, _) in (SHARD_ARRAYS | SOFT_ARRAYS).items():
             np.save(self.directory / (name + suffix), arrays[key].astype(dtype, copy=False))
         (self.directory / (name + IDS_SUFFIX)).write_bytes(self._ids)
         sources = np.bincount(arrays["source"], minlength=len(SOURCE_CODES))
@@ -498,18 +533,48 @@ def _fold_partner(sequence: str) -> np.ndarray:
     return table - 1
 
 
-def process_chunk(chunk: list[tuple[str, np.ndarray | None, bool]]
-                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
-    """Worker task: tokens, context labels, partners and source code for each ``(seq, partner, fold)``.
+def fold_soft_pairs(sequence: str) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """ViennaRNA base-pair probabilities: the structure of pairs with p > 0.5, and the pairs with p >= 0.05.
+
+    Pairs above 0.5 never conflict (each base's probabilities sum to at most 1), so they form a valid nested
+    structure; it gives the record's context labels. The sparse ``(i, j, p)`` list (0-based, i < j) is the soft
+    target of the pair head. Long sequences are rescaled by their MFE first so the partition function cannot
+    overflow.
+    """
+    import RNA
+
+    fc = RNA.fold_compound(sequence)
+    if len(sequence) > 200:
+        _, mfe = fc.mfe()
+        fc.exp_params_rescale(mfe)
+    fc.pf()
+    probs = np.asarray(fc.bpp(), dtype=np.float32)[1:, 1:]
+    i, j = np.nonzero(probs >= SOFT_PAIR_MIN_PROB)
+    keep = i < j
+    i, j = i[keep], j[keep]
+    p = probs[i, j]
+    partner = np.full(len(sequence), UNPAIRED, dtype=np.int32)
+    sure = p > 0.5
+    partner[i[sure]], partner[j[sure]] = j[sure], i[sure]
+    return partner, (i.astype(np.uint16), j.astype(np.uint16), p.astype(np.float16))
+
+
+def process_chunk(chunk: list[tuple[str, np.ndarray | None, str | None]]) -> list[tuple]:
+    """Worker task: tokens, context labels, partners, source code and soft pairs for each ``(seq, partner, fold)``.
 
     Runs in a worker process (module level so ``spawn`` can import it). Given structures are only labelled;
-    missing ones are folded with ViennaRNA when ``fold`` is set, else stored as unknown.
+    missing ones are folded with ViennaRNA when ``fold`` names a method (``"mfe"`` or ``"bpp"``), else stored as
+    unknown.
     """
     from .structure import context_labels
 
     out = []
     for seq, partner, fold in chunk:
         tokens = encode_nucleotides(seq)
+        if partner is None and fold == "bpp" and len(seq) <= MAX_BPP_LENGTH:
+            partner, soft = fold_soft_pairs(seq)
+            out.append((tokens, context_labels(partner).astype(np.int8), partner, SOURCE_CODES["vienna_bpp"], soft))
+            continue
         if partner is None and fold:
             partner, source = _fold_partner(seq), SOURCE_CODES["vienna_mfe"]
         elif partner is not None:
@@ -517,10 +582,10 @@ def process_chunk(chunk: list[tuple[str, np.ndarray | None, bool]]
         else:
             n = len(seq)
             out.append((tokens, np.full(n, IGNORE_INDEX, np.int8), np.full(n, UNKNOWN_PARTNER, np.int32),
-                        SOURCE_CODES["none"]))
+                        SOURCE_CODES["none"], None))
             continue
         partner = np.asarray(partner, dtype=np.int32)
-        out.append((tokens, context_labels(partner).astype(np.int8), partner, source))
+        out.append((tokens, context_labels(partner).astype(np.int8), partner, source, None))
     return out
 
 
@@ -623,11 +688,13 @@ class _Pipeline:
     """State of one preprocessing run: filters, de-duplication, worker chunks and the shard writer."""
 
     def __init__(self, tmpdir: Path, *, min_len: int, max_len: int | None, fold_missing: bool, workers: int,
-                 shard_size: int, shard_records: int, on_error: str, progress: bool) -> None:
+                 shard_size: int, shard_records: int, on_error: str, progress: bool, fold_method: str = "mfe",
+                 fold_fraction: float = 1.0) -> None:
         from .tokenization import normalise  # here, not at module level: workers must not import torch
 
         self._normalise = normalise
         self.min_len, self.max_len, self.fold_missing = min_len, max_len, fold_missing
+        self.fold_method, self.fold_fraction = fold_method, fold_fraction
         self.on_error = on_error
         self.writer = ShardWriter(tmpdir, shard_size=shard_size, shard_records=shard_records)
         self.runner = _ChunkRunner(workers)
@@ -679,7 +746,8 @@ class _Pipeline:
         if self.max_len is not None and len(seq) > self.max_len:
             stats.n_too_long += 1
             return None
-        if not self.seen.add(sequence_digest(seq)):
+        digest = sequence_digest(seq)
+        if not self.seen.add(digest):
             stats.n_duplicates += 1
             return None
         stats.n_kept += 1
@@ -690,10 +758,18 @@ class _Pipeline:
                 self.family_names.append(raw.family_name or "")
             elif raw.family_name and not self.family_names[fam]:  # named by a later (Stockholm) source
                 self.family_names[fam] = raw.family_name
-        return raw.id, seq, raw.partner, fam
+        return raw.id, seq, raw.partner, fam, digest
 
-    def _queue(self, rec_id: str, seq: str, partner: np.ndarray | None, fam: int) -> None:
-        self._chunk.append((seq, partner, self.fold_missing))
+    def _fold_method(self, digest: int) -> str | None:
+        """How a record without structure is folded: a fixed fraction of records, chosen by sequence digest."""
+        if not self.fold_missing:
+            return None
+        if self.fold_fraction < 1.0 and (digest >> 11) / float(1 << 53) >= self.fold_fraction:
+            return None
+        return self.fold_method
+
+    def _queue(self, rec_id: str, seq: str, partner: np.ndarray | None, fam: int, digest: int) -> None:
+        self._chunk.append((seq, partner, None if partner is not None else self._fold_method(digest)))
         self._meta.append((rec_id, fam))
         if len(self._chunk) >= _CHUNK:
             self._submit()
@@ -705,8 +781,8 @@ class _Pipeline:
                 self._write(done_meta, results)
 
     def _write(self, meta: list, results: list) -> None:
-        for (rec_id, fam), (tokens, struct, partner, source) in zip(meta, results, strict=True):
-            self.writer.add(rec_id, tokens, struct, partner, fam, source)
+        for (rec_id, fam), (tokens, struct, partner, source, soft) in zip(meta, results, strict=True):
+            self.writer.add(rec_id, tokens, struct, partner, fam, source, soft)
         self.bar.update(len(meta))
 
     def finish(self) -> list[dict]:
@@ -747,6 +823,8 @@ def preprocess(
     min_len: int = 10,
     max_len: int | None = None,
     fold_missing: bool = True,
+    fold_method: str = "mfe",
+    fold_fraction: float = 1.0,
     workers: int | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     shard_records: int = DEFAULT_SHARD_RECORDS,
@@ -774,13 +852,18 @@ def preprocess(
     if min_len < 1 or (max_len is not None and max_len < min_len):
         raise InputError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
     fractions = check_split(split)
+    if fold_method not in FOLD_METHODS:
+        raise InputError(f"fold_method must be one of {', '.join(FOLD_METHODS)}, got {fold_method!r}")
+    if not 0.0 <= fold_fraction <= 1.0:
+        raise InputError(f"fold_fraction must be in [0, 1], got {fold_fraction}")
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise InputError("output directory already exists (pass overwrite=True / --overwrite)", path=output_dir)
     paths = expand_inputs(inputs)
     file_families = _file_families(paths, input_families)
-    options = {"min_len": min_len, "max_len": max_len, "fold_missing": fold_missing, "workers": workers,
+    options = {"min_len": min_len, "max_len": max_len, "fold_missing": fold_missing, "fold_method": fold_method,
+               "fold_fraction": fold_fraction, "workers": workers,
                "shard_size": shard_size, "shard_records": shard_records, "split": list(fractions), "seed": seed,
                "on_error": on_error,
                "input_families": {os.fspath(k): v for k, v in (input_families or {}).items()}}
@@ -840,7 +923,8 @@ def _run(paths: list[Path], file_families: list[str | None], tmpdir: Path, outpu
     pipe = _Pipeline(tmpdir, min_len=options["min_len"], max_len=options["max_len"],
                      fold_missing=options["fold_missing"], workers=options["workers"],
                      shard_size=options["shard_size"], shard_records=options["shard_records"],
-                     on_error=options["on_error"], progress=progress)
+                     on_error=options["on_error"], progress=progress,
+                     fold_method=options.get("fold_method", "mfe"), fold_fraction=options.get("fold_fraction", 1.0))
     all_stats: list[SourceStats] = []
     try:
         for path, fam in zip(paths, file_families, strict=True):
@@ -903,7 +987,7 @@ def _manifest(pipe: _Pipeline, shards: list[dict], all_stats: list[SourceStats],
         "structure_labels": {"NONE": 0, "STEM": 1, "LOOP": 2, "BULGE": 3, "HAIRPIN": 4, "unknown": IGNORE_INDEX},
         "partner_codes": {"unpaired": UNPAIRED, "unknown": UNKNOWN_PARTNER},
         "structure_source_codes": SOURCE_CODES, "structure_source": sources_total,
-        "arrays": {k: {"suffix": v[0], "dtype": np.dtype(v[1]).name, "per": v[2]} for k, v in SHARD_ARRAYS.items()}
+        "arrays": {k: {"suffix": v[0], "dtype": np.dtype(v[1]).name, "per": v[2]} for k, v in (SHARD_ARRAYS | SOFT_ARRAYS).items()}
         | {"ids": {"suffix": IDS_SUFFIX, "dtype": "utf-8 text", "per": "record (one line each)"}},
         "shards": shards,
         "families": [{"id": fid, "name": pipe.family_names[k], "n_records": int(fam_sizes[k])}
@@ -957,6 +1041,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-fold", dest="fold_missing", action="store_false",
                         help="store records without a given structure as unknown instead of folding them with "
                              "ViennaRNA (MFE)")
+    parser.add_argument("--fold-method", choices=FOLD_METHODS, default="mfe",
+                        help="how records without a structure are folded: ViennaRNA MFE (default) or its base-pair "
+                             "probabilities (bpp: soft pair targets p >= 0.05 stored per record, labels from the "
+                             "p > 0.5 pairs; records over 1,000 nt get MFE)")
+    parser.add_argument("--fold-fraction", type=float, default=1.0,
+                        help="fold only this fraction of the records without a structure (chosen by sequence "
+                             "hash, so reproducible); the rest are stored with unknown structure (default 1)")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes for structures (default: all cores; 0 = main process)")
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="nucleotides per shard")
@@ -980,6 +1071,7 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -
     argv = sys.argv[1:] if argv is None else list(argv)
     return preprocess(
         args.inputs, args.output, min_len=args.min_len, max_len=args.max_len, fold_missing=args.fold_missing,
+        fold_method=args.fold_method, fold_fraction=args.fold_fraction,
         workers=args.workers, shard_size=args.shard_size, split=args.split, seed=args.seed,
         progress=not args.quiet, on_error=args.on_error, overwrite=args.overwrite,
         command="genesis-rna " + shlex.join(argv), input_families=_family_map(getattr(args, "input_families", [])),

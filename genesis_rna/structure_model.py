@@ -211,7 +211,7 @@ class StructureModel(nn.Module):
             if cfg.use_attention:
                 res["attention"] = out["attentions"][0, :, :, 1:n + 1, 1:n + 1].flatten(0, 1).float()
             if cfg.use_pair_logits and cfg.has_pair_head:
-                res["pair_logits"] = self.encoder.pair_head(out["last_hidden_state"])[0, 1:n + 1, 1:n + 1].float()
+                res["pair_logits"] = self.encoder.pair_head(out["last_hidden_state"], ids)[0, 1:n + 1, 1:n + 1].float()
         return res
 
     def features(self, sequence: str, prior: tuple[np.ndarray, np.ndarray] | None = None,

@@ -98,7 +98,7 @@ def test_fasta_round_trip_dedup_and_vienna_fold(tmp_path):
         assert sample.structure_source == "vienna_mfe" and sample.family == -1
         assert ((sample.struct == 1) == (sample.partner >= 0)).all()  # STEM exactly at paired positions
     manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
-    assert manifest["structure_source"] == {"input": 0, "vienna_mfe": 3, "none": 0}
+    assert manifest["structure_source"] == {"input": 0, "vienna_mfe": 3, "none": 0, "vienna_bpp": 0}
     assert manifest["counts"]["n_duplicates"] == 2 and manifest["splits"]["method"] == "record"
     assert "bad" in " ".join(manifest["skipped_messages"])
     assert store.lengths.tolist() == [len(s) for s in expected.values()]
@@ -523,7 +523,7 @@ def test_real_slice_rfam_and_trnas(tmp_path):
                 assert sample.partner.tolist() == db_partners(RNA.fold(seq)[0])
     # provenance: given structures for Rfam and tRNAscan-SE records, MFE for the FASTA tRNAs only
     n_fa = sum(1 for r in expected if r[2] is None)
-    assert manifest["structure_source"] == {"input": len(expected) - n_fa, "vienna_mfe": n_fa, "none": 0}
+    assert manifest["structure_source"] == {"input": len(expected) - n_fa, "vienna_mfe": n_fa, "none": 0, "vienna_bpp": 0}
     rf5 = fam_ids.index("RF00005")
     trna_split = [s for s in SPLITS if "RF00005" in split_fams[s]]
     assert len(trna_split) == 1 and (fam_col == rf5).sum() > 400
