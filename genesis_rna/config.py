@@ -266,9 +266,13 @@ class TrainingConfig(_YamlMixin):
     # sequences stay in the masked-nucleotide task): comma-separated accessions or names; "archiveii" = the
     # Rfam families of ArchiveII's kinds (genesis_rna.data.ARCHIVEII_KIND_PATTERN).
     structure_exclude_families: str = ""
+    # GenesisRNAConfig fields that differ from the preset, "key=value,key=value" (e.g. "pair_bias=true,
+    # pair_conv_layers=3" for the structure-aware v2 encoder, or "d_model=384,n_layers=6" for a scaling check).
+    model_overrides: str = ""
 
     def __post_init__(self) -> None:
         _check(self.model_size in PRESETS, f"model_size must be one of {', '.join(PRESETS)}, got {self.model_size!r}")
+        parse_model_overrides(self.model_overrides)  # a typo fails here, before any compute is spent
         for name in ("batch_size", "max_seq_len"):
             _check(int(getattr(self, name)) > 0, f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("tokens_per_batch", "num_epochs", "max_steps", "warmup_steps", "eval_every", "save_every",
@@ -293,6 +297,8 @@ class TrainingConfig(_YamlMixin):
 
     def model_config(self, **overrides: Any) -> GenesisRNAConfig:
         """The preset architecture named by ``model_size``, with ``max_len`` wide enough for ``max_seq_len``."""
+        for key, value in parse_model_overrides(self.model_overrides).items():
+            overrides.setdefault(key, value)
         overrides.setdefault("max_len", max(self.max_seq_len + 2, 3))
         overrides.setdefault("gradient_checkpointing", self.gradient_checkpointing)
         return GenesisRNAConfig.from_preset(self.model_size, **overrides)
@@ -303,3 +309,26 @@ def preset_names() -> list[str]:
 
 
 __all__ = ["GenesisRNAConfig", "TrainingConfig", "PRESETS", "preset_names"]
+
+
+def parse_model_overrides(text: str) -> dict[str, Any]:
+    """``"pair_bias=true,n_layers=6"`` -> ``{"pair_bias": True, "n_layers": 6}``, typed by GenesisRNAConfig's fields."""
+    types = {f.name: f.type for f in fields(GenesisRNAConfig)}
+    out: dict[str, Any] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = (x.strip() for x in item.partition("="))
+        if not sep or key not in types:
+            raise ConfigError(f"model_overrides: expected key=value with a GenesisRNAConfig field, got {item!r}")
+        kind = types[key]
+        if kind == "bool":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ConfigError(f"model_overrides: {key} must be true or false, got {value!r}")
+            out[key] = value.lower() in ("true", "1")
+        else:
+            try:
+                out[key] = {"int": int, "float": float}.get(kind, str)(value)
+            except ValueError:
+                raise ConfigError(f"model_overrides: {key} must be of type {kind}, got {value!r}") from None
+    return out

@@ -55,6 +55,7 @@ _HELP = {
     "data_path": "shard store (genesis-rna preprocess) or raw FASTA/Stockholm/CT/BPSEQ/dbn file or directory",
     "use_dummy_data": "synthetic hairpin RNAs (a smoke run needing no data)",
     "flops_every": "measure executed FLOPs (and a dense reference) every N steps; 0 = never",
+    "model_overrides": "GenesisRNAConfig fields that differ from the preset, e.g. pair_bias=true,pair_conv_layers=3",
     "output_dir": "run folder (checkpoints, metrics, final model); keep it outside the repository",
 }
 
