@@ -88,9 +88,21 @@ def slice_rfam(n_families: int, out: Path) -> Path:
     return out
 
 
-def prepare_store(store_dir: Path, n_families: int) -> Path:
+def train_subset(train_store, n: int) -> Any:
+    """The whole train split (``n <= 0``) or ``n`` of its records spread evenly over it: a small fixed training
+    set, so a budget covers several epochs (the regime where skipping learned samples should pay)."""
+    if n <= 0 or n >= len(train_store):
+        return train_store
+    return [train_store[int(i)] for i in np.linspace(0, len(train_store) - 1, n).astype(int)]
+
+
+def prepare_store(store_dir: Path, n_families: int, existing: str = "") -> Path:
     from genesis_rna.preprocess import MANIFEST, preprocess
 
+    if existing:  # a store made elsewhere (e.g. the v2 corpus: Rfam + tRNAs + transcript windows)
+        if not (Path(existing) / MANIFEST).is_file():
+            raise SystemExit(f"--store {existing}: not a shard store (run genesis-rna preprocess)")
+        return Path(existing)
     name = f"rfam_seed_first{n_families}" if n_families > 0 else "rfam_seed_all"
     store = store_dir / name
     if (store / MANIFEST).is_file():
@@ -309,7 +321,7 @@ def run_arm(arm: Arm, *, seed: int, budget: int, args, store: Path, table: FlopT
         return None
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    train_store = ShardStore(store, split="train")
+    train_store = train_subset(ShardStore(store, split="train"), args.train_records)
     per_epoch = math.ceil(len(train_store) / args.batch_size)
     target = args.token_target if arm.strategy == "tokens" else args.target
     batch_size = max(1, round(args.batch_size * target)) if arm.small_batch else args.batch_size
@@ -630,6 +642,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the first N Rfam seed families (default 0: all 3,026, so that a run sees each training "
                         "sequence at most about once, as in real pretraining; 150 gives ~6k training sequences, "
                         "which the 600-step budget repeats 3 times and over-fits)")
+    p.add_argument("--store", default="", help="train on this existing shard store instead of the Rfam seeds")
+    p.add_argument("--train_records", type=int, default=0,
+                   help="train on this many records of the train split (spread evenly; 0 = all): with a budget "
+                        "larger than one epoch, a multi-epoch study")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--max_len", type=int, default=128, help="tokens per sequence incl. [CLS]/[SEP]")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -670,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     if "dense" not in arms:
         arms.insert(0, "dense")
     store_dir = Path(args.store_dir)
-    store = prepare_store(store_dir, args.families)
+    store = prepare_store(store_dir, args.families, args.store)
     out_dir = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"ast_efficiency{suffix}"
     out_dir.mkdir(parents=True, exist_ok=True)
     table = flop_table(args)
@@ -678,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     f, b = table(args.max_len)
     fwd_share = f / (f + b)
     tag = f"d{args.d_model}_l{args.n_layers}_h{args.n_heads}_ff{args.dim_ff}_bs{args.batch_size}_t{args.target}" \
-          f"_lr{args.lr}_f{args.families}"
+          f"_lr{args.lr}_f{args.families}" + (f"_store-{Path(args.store).name}_n{args.train_records}" if args.store
+                                              else "")
     run_root = store_dir / "runs" / tag
     runs = []
     t0 = time.perf_counter()
