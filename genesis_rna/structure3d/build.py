@@ -490,8 +490,11 @@ def _count_clashes_of(model: Model3D, k: int) -> int:
 
     residues = model.residues
     res = residues[k]
+    firsts = np.array([r.coords[0] for r in residues])
+    near = np.flatnonzero(((firsts - res.coords.mean(axis=0)) ** 2).sum(axis=1) < 25.0 ** 2)
     total = 0
-    for j, other in enumerate(residues):
+    for j in near:  # no atom of a nucleotide is 12 A from its first atom
+        other = residues[j]
         if j == k:
             continue
         diff = res.coords[:, None, :] - other.coords[None, :, :]
