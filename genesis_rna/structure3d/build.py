@@ -30,7 +30,10 @@ STEP = 5.9  # A, C4'-C4' of a single-stranded step
 CONTACT = 4.5  # A, bead contact distance in junction sampling
 FREE = 3.0  # A, closer beads mean an A-form place is taken
 SAMPLES = 24
+STRAIN_WEIGHT = 3.0  # contacts per A of linker over-stretch
 MIN_HAIRPIN = 3
+#: levels between coaxially stacked stems across a nick: 1.3 leaves O3'-P 3.2 A apart instead of bonded 1.8 A
+STACK_GAP = 1.3
 
 
 # ------------------------------------------------------------------------------------------- frames
@@ -204,7 +207,7 @@ class _Builder:
     def junction(self, p: int, q: int, kids: list[tuple[int, int]], frame: Helix, level: int) -> None:
         first_linker, last_linker = kids[0][0] - p - 1, q - kids[-1][1] - 1
         stacked = 0 if first_linker <= last_linker else len(kids) - 1
-        self.helix(*kids[stacked], frame.shifted(level + 1))
+        self.helix(*kids[stacked], frame.shifted(level + STACK_GAP))
         centre = frame.axis_point(level + 0.5)
         order = [k for k in range(len(kids)) if k != stacked]
         for k in order:
@@ -229,8 +232,7 @@ class _Builder:
             if d @ forward < -0.2:
                 d = d - 2 * (d @ forward) * forward
             rot = _axis_angle(d, self.rng.uniform(0, 2 * np.pi)) @ _rot_to(np.array([0.0, 0.0, -1.0]), d)
-            dist = self.rng.uniform(8.0, 16.0)
-            origin = centre + d * dist
+            origin = self.sample_origin(a, before, rot, centre, d)
             self.helix(a, b, Helix(rot, origin))
             score = self.score(self.placed[mark:], old_beads, (before, a), (b, after))
             if best is None or score < best[0]:
@@ -239,6 +241,21 @@ class _Builder:
             if score == 0.0:
                 break
         self.helix(a, b, Helix(best[1], best[2]))
+
+    def sample_origin(self, a: int, before: int | None, rot: np.ndarray, centre: np.ndarray,
+                      d: np.ndarray) -> np.ndarray:
+        """Helix origin for one try: C4'(a) within reach of the residue before it (the linker restraint), on
+        the far side from the junction centre; without a placed predecessor, 8-16 A out along ``d``."""
+        if before is None or self.rot[before] is None:
+            return centre + d * self.rng.uniform(8.0, 16.0)
+        reach = min((a - before) * STEP, 3 * STEP) * self.rng.uniform(0.6, 1.0)
+        u = self.rng.normal(size=3)
+        u = u / np.linalg.norm(u)
+        anchor = self.c4(before)
+        if u @ (anchor - centre) < 0:
+            u = -u
+        c4_local = rot @ _BEADS[self.base(a)][0]
+        return anchor + reach * u - c4_local
 
     def score(self, new: list[int], old_beads: np.ndarray, *links: tuple[int | None, int | None]) -> float:
         from scipy.spatial import cKDTree
@@ -252,7 +269,7 @@ class _Builder:
                 continue
             span = (hi - lo) * STEP
             strain += max(0.0, float(np.linalg.norm(self.c4(hi) - self.c4(lo))) - span)
-        return contacts + strain
+        return contacts + STRAIN_WEIGHT * strain
 
     def arc(self, lo: int, hi: int, idx: list[int], centre: np.ndarray, kind: str) -> None:
         """Residues ``idx`` between placed residues lo and hi: the first stacks on lo and the last under hi in
@@ -415,7 +432,7 @@ def build_coordinates(sequence: str, partner: np.ndarray, *, seed: int = 0) -> t
         prev, (a, b) = top[k - 1], top[k]
         linker = list(range(prev[1] + 1, a))
         if len(linker) <= 2:
-            frame = frames[-1].shifted(-(1 + len(linker)))
+            frame = frames[-1].shifted(-(STACK_GAP + len(linker)))
             frame = Helix(frame.rot @ DYAD, frame.trans)
             mark = len(builder.placed)
             builder.helix(a, b, frame)

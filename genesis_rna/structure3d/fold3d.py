@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SequenceError, StructureError
-from .build import assemble, build_coordinates, relieve_clashes, residues_from_frames
+from .build import assemble, build_coordinates, residues_from_frames
 from .model import BASES, Model3D
+from .refine import refine
 
 LINKER = "NNNNN"
 ELEMENT_WEIGHT = {"stem": 0.9, "interior": 0.6, "hairpin": 0.5, "junction": 0.35, "exterior": 0.35}
@@ -157,19 +158,19 @@ def fold3d(sequence: str | list[str], structure=None, *, predictor=None, method:
 
 def build_model(chains: list[str], partner: np.ndarray, bpp: np.ndarray | None, ids: list[str], *,
                 seed: int = 0, relieve: bool = True) -> Model3D:
-    """Build, assemble chains, set confidences, relieve loop clashes."""
+    """Build, close loops (:mod:`.refine`, unless ``relieve`` is False), assemble chains, set confidences."""
     from ..structure import partners_to_dotbracket
 
     seq, keep = joined(chains)
     rot, trans, kind = build_coordinates(seq, _expand(partner, keep), seed=seed)
+    if relieve:
+        refine(seq, rot, trans, np.array([k != "stem" for k in kind]), np.zeros(len(seq), dtype=bool))
     residues = residues_from_frames(seq, rot, trans)
     kinds = [k for k, ok in zip(kind, keep, strict=True) if ok]
     model = Model3D(assemble(list(zip(ids, chains, strict=True)), residues, keep))
     prob = state_probability(partner, bpp)
     for res, p, k in zip(model.residues, prob, kinds, strict=True):
         res.confidence = round(float(100.0 * p * ELEMENT_WEIGHT[k]), 2)
-    if relieve:
-        relieve_clashes(model, {i for i, k in enumerate(kinds) if k != "stem"}, seed=seed)
     db = partners_to_dotbracket(partner)
     cuts = np.cumsum([len(c) for c in chains])[:-1]
     model.structure = "&".join(db[a:b] for a, b in zip([0, *cuts], [*cuts, len(db)], strict=True))
