@@ -36,7 +36,7 @@ fi
 
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 exec python -m genesis_rna.train_pretrain --data_path "$STORE_DIR" --output_dir "$RUN_DIR" \
-  --model_size small --model_overrides "${MODEL_OVERRIDES:-pair_bias=true,pair_conv_layers=3}" \
-  --tokens_per_batch 16384 --max_seq_len 512 --max_steps 12000 --learning_rate 1e-3 --warmup_steps 500 \
+  --model_size small --model_overrides "${MODEL_OVERRIDES:-pair_bias=true}" \
+  --tokens_per_batch 16384 --max_seq_len 512 --max_steps 6000 --learning_rate 1e-3 --warmup_steps 500 \
   --min_lr_ratio 0.1 --eval_every 1000 --save_every 100 --log_every 25 --flops_every 500 \
   --max_records_per_family 1000 --structure_exclude_families archiveii --seed 0 --quiet "$@"
