@@ -6,7 +6,7 @@ cannot also make every O3'-P link. Here each run of consecutive non-stem residue
 ``scipy.optimize.least_squares``:
 
 * ``(|O3'(k) - P(k+1)| - 1.6 A)`` for every link into, inside and out of the run (the phosphodiester bond),
-* ``max(0, 3.0 A - d)`` for heavy-atom pairs of the run against everything within reach (steric exclusion, a
+* ``2 * max(0, 3.0 A - d)`` for heavy-atom pairs of the run against everything within reach (steric exclusion, a
   little wider than the 2.5 A clash criterion so that passing it has a margin),
 * ``0.1 * (C4' - C4'_start)``: a weak pull to the trace the builder chose, which keeps the topology.
 
@@ -25,8 +25,10 @@ from ._aform import TEMPLATES
 
 BOND = 1.6
 STERIC = 3.0
+STERIC_WEIGHT = 2.0  # a clash costs more than the same stretch of a bond
 PULL = 0.1
 ROUNDS = 2
+MAX_RUN = 12  # residues moved together at most
 REACH = 5.0  # A, neighbour-list radius (atoms move less than 2 A per round)
 
 
@@ -94,7 +96,9 @@ def _refine_all(seq: str, rot: list, trans: list, movable: np.ndarray, breaks: n
         start = k
         while k + 1 < n and movable[k + 1] and not breaks[k]:
             k += 1
-        _refine_run(seq, rot, trans, list(range(start, k + 1)), breaks, max_nfev)
+        run = list(range(start, k + 1))
+        for c in range(0, len(run), MAX_RUN):  # long runs in pieces: cost grows with the square of the run
+            _refine_run(seq, rot, trans, run[c:c + MAX_RUN], breaks, max_nfev)
         k += 1
 
 
@@ -150,34 +154,35 @@ def _fixed_atoms(seq: str, rot: list, trans: list, others: list[int]):
     return np.concatenate(xyz), np.array(res), names
 
 
-_BONDED = {("O3'", "P"), ("O3'", "OP1"), ("O3'", "OP2"), ("O3'", "O5'"), ("C3'", "P")}
-
-
-def _excluded(res_a: int, name_a: str, res_b: int, name_b: str) -> bool:
-    """Atoms bonded or two bonds apart across a link are not steric pairs."""
-    if res_b == res_a + 1:
-        return (name_a, name_b) in _BONDED
-    if res_a == res_b + 1:
-        return (name_b, name_a) in _BONDED
-    return False
-
-
 def _neighbours(run: _Run, params: np.ndarray, tree, fixed_res: np.ndarray, fixed_names: list[str]):
-    """Atom pairs within 7 A: (run row, fixed atom) and (run row, run row) of different residues."""
+    """Atom pairs within REACH: (run row, fixed atom) and (run row, run row) of different residues, bonded
+    neighbours across a link left out (vectorised: the lists can hold tens of thousands of pairs)."""
     xyz = run.coords(params)
-    pairs_fixed, pairs_run = [], []
+    run_res = np.array(run.idx)[run.owner]
+    run_names = np.array([n for names in run.names for n in names])
+    run_tree = cKDTree(xyz)
+    pairs_fixed = np.zeros((0, 2), dtype=int)
     if tree is not None:
-        for r, hits in enumerate(tree.query_ball_point(xyz, REACH)):
-            k = run.owner[r]
-            name = run.names[k][r - run.offset[k]]
-            pairs_fixed += [(r, h) for h in hits
-                            if not _excluded(run.idx[k], name, int(fixed_res[h]), fixed_names[h])]
-    for r1, r2 in cKDTree(xyz).query_pairs(REACH):
-        k1, k2 = run.owner[r1], run.owner[r2]
-        if k1 != k2 and not _excluded(run.idx[k1], run.names[k1][r1 - run.offset[k1]], run.idx[k2],
-                                      run.names[k2][r2 - run.offset[k2]]):
-            pairs_run.append((r1, r2))
-    return np.array(pairs_fixed, dtype=int).reshape(-1, 2), np.array(pairs_run, dtype=int).reshape(-1, 2)
+        pairs_fixed = run_tree.sparse_distance_matrix(tree, REACH, output_type="ndarray")
+        pairs_fixed = np.stack([pairs_fixed["i"], pairs_fixed["j"]], axis=1).astype(int)
+        names = np.array(fixed_names)
+        keep = ~_excluded_vec(run_res[pairs_fixed[:, 0]], run_names[pairs_fixed[:, 0]],
+                              fixed_res[pairs_fixed[:, 1]], names[pairs_fixed[:, 1]])
+        pairs_fixed = pairs_fixed[keep]
+    pairs_run = run_tree.query_pairs(REACH, output_type="ndarray").astype(int).reshape(-1, 2)
+    a, b = pairs_run[:, 0], pairs_run[:, 1]
+    keep = (run.owner[a] != run.owner[b]) & ~_excluded_vec(run_res[a], run_names[a], run_res[b], run_names[b])
+    return pairs_fixed, pairs_run[keep]
+
+
+def _excluded_vec(res_a: np.ndarray, name_a: np.ndarray, res_b: np.ndarray, name_b: np.ndarray) -> np.ndarray:
+    """Atoms bonded or two bonds apart across a link (O3'/C3' of one residue, P/OP1/OP2/O5' of the next) are
+    not steric pairs."""
+    def bonded(first, second):
+        return (((first == "O3'") & np.isin(second, ["P", "OP1", "OP2", "O5'"]))
+                | ((first == "C3'") & (second == "P")))
+
+    return (((res_b == res_a + 1) & bonded(name_a, name_b)) | ((res_a == res_b + 1) & bonded(name_b, name_a)))
 
 
 def _residuals(params, run: _Run, bonds, fixed_xyz, pairs_fixed, pairs_run) -> np.ndarray:
@@ -185,9 +190,9 @@ def _residuals(params, run: _Run, bonds, fixed_xyz, pairs_fixed, pairs_run) -> n
     rows, fixed = bonds
     ends = np.where(rows[..., None] >= 0, xyz[np.maximum(rows, 0)], fixed)
     bond = np.linalg.norm(ends[:, 0] - ends[:, 1], axis=1) - BOND
-    steric_fixed = np.maximum(0.0, STERIC - np.linalg.norm(xyz[pairs_fixed[:, 0]] - fixed_xyz[pairs_fixed[:, 1]],
+    steric_fixed = STERIC_WEIGHT * np.maximum(0.0, STERIC - np.linalg.norm(xyz[pairs_fixed[:, 0]] - fixed_xyz[pairs_fixed[:, 1]],
                                                            axis=1)) if len(pairs_fixed) else np.zeros(0)
-    steric_run = np.maximum(0.0, STERIC - np.linalg.norm(xyz[pairs_run[:, 0]] - xyz[pairs_run[:, 1]], axis=1)
+    steric_run = STERIC_WEIGHT * np.maximum(0.0, STERIC - np.linalg.norm(xyz[pairs_run[:, 0]] - xyz[pairs_run[:, 1]], axis=1)
                             ) if len(pairs_run) else np.zeros(0)
     pull = PULL * (xyz[run.c4_rows] - run.start).ravel()
     return np.concatenate([bond, steric_fixed, steric_run, pull])
@@ -224,12 +229,12 @@ def _jacobian(params, run: _Run, bonds, fixed_xyz, pairs_fixed, pairs_run) -> np
     if len(pairs_fixed):
         diff = xyz[pairs_fixed[:, 0]] - fixed_xyz[pairs_fixed[:, 1]]
         d = np.linalg.norm(diff, axis=1, keepdims=True)
-        u = -diff / np.maximum(d, 1e-9) * (d < STERIC)
+        u = -STERIC_WEIGHT * diff / np.maximum(d, 1e-9) * (d < STERIC)
         blocks.append(grad_rows(len(pairs_fixed), np.arange(len(pairs_fixed)), pairs_fixed[:, 0], u))
     if len(pairs_run):
         diff = xyz[pairs_run[:, 0]] - xyz[pairs_run[:, 1]]
         d = np.linalg.norm(diff, axis=1, keepdims=True)
-        u = -diff / np.maximum(d, 1e-9) * (d < STERIC)
+        u = -STERIC_WEIGHT * diff / np.maximum(d, 1e-9) * (d < STERIC)
         r = np.arange(len(pairs_run))
         blocks.append(grad_rows(len(pairs_run), r, pairs_run[:, 0], u)
                       + grad_rows(len(pairs_run), r, pairs_run[:, 1], -u))
