@@ -201,4 +201,4 @@ def test_loop_closure_joins_backbone_and_model_passes_checks():
     model = fold3d(*HAIRPIN)
     assert worst_link(model) < 3.5
     assert check_geometry(model).ok, check_geometry(model).summary()
-    assert worst_link(fold3d(*HAIRPIN, relieve=False)) > worst_link(model)
+    assert worst_link(fold3d(*HAIRPIN, close_loops=False)) > worst_link(model)

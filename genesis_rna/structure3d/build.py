@@ -15,8 +15,8 @@ Method (docs/structure3d.md says why):
    sampling: random axis directions and distances from the junction, its whole substructure built for each try,
    and the try kept that minimises C4'/base-centre contacts under 4.5 A with what is already built plus the
    linker strain (distance beyond what its unpaired residues can span). No fragment library, no native.
-5. Single-stranded ends continue their stem's A-form strand; a last pass turns loop residues that clash (heavy
-   atoms under 2.5 A) about their C4' to the least clashing orientation found.
+5. Single-stranded ends continue their stem's A-form strand while those places are free, else run straight out.
+   :mod:`.refine` then closes the loop backbones (fold3d does both).
 """
 
 from __future__ import annotations
@@ -329,15 +329,6 @@ class _Builder:
         names, xyz = TEMPLATES[self.base(i)]
         return self.rot[i] @ xyz[names.index(name)] + self.trans[i]
 
-    def put_transported(self, i: int, c4: np.ndarray, tangent: np.ndarray, ref: np.ndarray, kind: str) -> None:
-        """Residue i with its C4' at ``c4``: the reference orientation turned the least way onto ``tangent``.
-
-        Turning a neighbour's frame (parallel transport) keeps consecutive residues alike, so the phosphates
-        stay a backbone step apart where the chain leaves a helix.
-        """
-        rot = _rot_to(ref @ _TMPL_FRAME[:, 0], tangent) @ ref
-        self.put(i, rot, c4 - rot @ _TMPL_C4, kind)
-
     def free(self, i: int, ignore: tuple[int, ...] = ()) -> bool:
         """True when residue i's beads touch nothing placed but its chain neighbours (which stack on it)."""
         from scipy.spatial import cKDTree
@@ -464,66 +455,6 @@ def residues_from_frames(sequence: str, rot: list, trans: list) -> list[Residue]
     return out
 
 
-def relieve_clashes(model: Model3D, movable: set[int], *, seed: int = 0, tries: int = 24) -> None:
-    """Turn clashing movable residues about their C4' to the orientation with the fewest clashes (in place)."""
-    from .geometry import clashes
-
-    rng = np.random.default_rng(seed)
-    residues = model.residues
-    for _ in range(3):
-        bad = sorted({k for c in clashes(model) for k in (c[0], c[2]) if k in movable})
-        if not bad:
-            return
-        for k in bad:
-            res = residues[k]
-            pivot = res.atom("C4'")
-            start = res.coords.copy()
-            best = (_local_score(model, k), start)
-            for _ in range(tries):
-                axis = rng.normal(size=3)
-                rot = _axis_angle(axis, rng.uniform(-np.pi / 2, np.pi / 2))
-                res.coords = (start - pivot) @ rot.T + pivot
-                n = _local_score(model, k)
-                if n < best[0]:
-                    best = (n, res.coords.copy())
-                if n == 0:
-                    break
-            res.coords = best[1]
-
-
-def _local_score(model: Model3D, k: int) -> float:
-    """Clashes of residue k plus how far its O3'-P links to its chain neighbours exceed 2 A."""
-    residues, breaks = model.residues, model.chain_breaks()
-    score = float(_count_clashes_of(model, k))
-    links = ([(k - 1, k)] if k > 0 and not breaks[k - 1] else []) + (
-        [(k, k + 1)] if k + 1 < len(residues) and not breaks[k] else [])
-    for a, b in links:
-        score += max(0.0, float(np.linalg.norm(residues[a].atom("O3'") - residues[b].atom("P"))) - 2.0)
-    return score
-
-
-def _count_clashes_of(model: Model3D, k: int) -> int:
-    from .geometry import _BOND_NEXT, _BOND_PREV, CLASH_DISTANCE
-
-    residues = model.residues
-    res = residues[k]
-    firsts = np.array([r.coords[0] for r in residues])
-    near = np.flatnonzero(((firsts - res.coords.mean(axis=0)) ** 2).sum(axis=1) < 25.0 ** 2)
-    total = 0
-    for j in near:  # no atom of a nucleotide is 12 A from its first atom
-        other = residues[j]
-        if j == k:
-            continue
-        diff = res.coords[:, None, :] - other.coords[None, :, :]
-        close = np.argwhere((diff ** 2).sum(-1) < CLASH_DISTANCE ** 2)
-        for a, b in close:
-            if (j == k + 1 and res.atoms[a] in _BOND_PREV and other.atoms[b] in _BOND_NEXT) or (
-                    j == k - 1 and other.atoms[b] in _BOND_PREV and res.atoms[a] in _BOND_NEXT):
-                continue
-            total += 1
-    return total
-
-
 def assemble(chains: list[tuple[str, str]], residues: list[Residue], keep: np.ndarray) -> list[Chain]:
     """Split the joined residues into chains, dropping linker residues (``keep`` False)."""
     out, k = [], 0
@@ -537,4 +468,4 @@ def assemble(chains: list[tuple[str, str]], residues: list[Residue], keep: np.nd
     return out
 
 
-__all__ = ["build_coordinates", "residues_from_frames", "relieve_clashes", "arc_points", "Helix", "Model3D"]
+__all__ = ["build_coordinates", "residues_from_frames", "arc_points", "Helix", "Model3D"]

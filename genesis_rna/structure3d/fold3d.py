@@ -139,7 +139,7 @@ def state_probability(partner: np.ndarray, bpp: np.ndarray | None) -> np.ndarray
 
 
 def fold3d(sequence: str | list[str], structure=None, *, predictor=None, method: str = "fold", seed: int = 0,
-           chain_ids: list[str] | None = None, relieve: bool = True) -> Model3D:
+           chain_ids: list[str] | None = None, close_loops: bool = True) -> Model3D:
     """A full-atom 3D model of ``sequence`` (chains separated by '&' or given as a list).
 
     ``structure``: a dot-bracket or partner array over the chains; None predicts it (``method`` "fold" or
@@ -153,17 +153,17 @@ def fold3d(sequence: str | list[str], structure=None, *, predictor=None, method:
         partner, bpp = predict_2d(chains, predictor, method=method)
     else:
         partner, bpp = parse_structure(structure, chains), None
-    return build_model(chains, partner, bpp, ids, seed=seed, relieve=relieve)
+    return build_model(chains, partner, bpp, ids, seed=seed, close_loops=close_loops)
 
 
 def build_model(chains: list[str], partner: np.ndarray, bpp: np.ndarray | None, ids: list[str], *,
-                seed: int = 0, relieve: bool = True) -> Model3D:
-    """Build, close loops (:mod:`.refine`, unless ``relieve`` is False), assemble chains, set confidences."""
+                seed: int = 0, close_loops: bool = True) -> Model3D:
+    """Build, close loops (:mod:`.refine`, unless ``close_loops`` is False), assemble chains, set confidences."""
     from ..structure import partners_to_dotbracket
 
     seq, keep = joined(chains)
     rot, trans, kind = build_coordinates(seq, _expand(partner, keep), seed=seed)
-    if relieve:
+    if close_loops:
         refine(seq, rot, trans, np.array([k != "stem" for k in kind]), np.zeros(len(seq), dtype=bool))
     residues = residues_from_frames(seq, rot, trans)
     kinds = [k for k, ok in zip(kind, keep, strict=True) if ok]
