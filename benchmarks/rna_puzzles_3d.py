@@ -50,10 +50,27 @@ def natives(data: Path) -> list[Path]:
     return files
 
 
+def confidence_spearman(model, native) -> float:
+    """Spearman correlation of the B-factor confidence with minus the per-residue C4' error after superposition
+    (positive: confident residues are the accurate ones)."""
+    from scipy.stats import spearmanr
+
+    from genesis_rna.structure3d.geometry import kabsch
+
+    x, y = model.trace("C4'"), native.trace("C4'")
+    ok = ~(np.isnan(x).any(axis=1) | np.isnan(y).any(axis=1))
+    rot, t = kabsch(x[ok], y[ok])
+    err = np.linalg.norm(x[ok] @ rot.T + t - y[ok], axis=1)
+    conf = model.confidence()[ok]
+    if np.ptp(conf) == 0:
+        return float("nan")
+    return float(spearmanr(conf, -err).statistic)
+
+
 def score(model, native, seconds: float, cpu: float) -> dict:
     """C4' RMSD, TM-score (normalised by the native), geometry validity and time (wall, process CPU)."""
     report = check_geometry(model)
-    return {"rmsd": rmsd(model.trace("C4'"), native.trace("C4'")),
+    return {"confidence_spearman": confidence_spearman(model, native),"rmsd": rmsd(model.trace("C4'"), native.trace("C4'")),
             "tm": tm_score(model.trace("C4'"), native.trace("C4'"), model.sequence, native.sequence),
             "time_s": seconds, "cpu_s": cpu, "valid": report.ok, "geometry": report.summary(), "structure": model.structure}
 
@@ -102,12 +119,15 @@ def table(rows: list[dict], n_designs: int) -> str:
                      f"{d['genesis']['recovery']:.3f} | {d['genesis']['refold_f1']:.3f} | "
                      f"{d['rnainverse']['recovery']:.3f} | {d['rnainverse']['refold_f1']:.3f} |")
     m = summary(rows)
+    conf = np.nanmean([r["ours"]["confidence_spearman"] for r in rows])
     lines.append(f"| **mean** | | | **{m['ours']['tm']:.3f}** | **{m['ours']['rmsd']:.1f}** | "
                  f"{m['aform_helix']['tm']:.3f} | {m['aform_helix']['rmsd']:.1f} | {m['vienna_mfe']['tm']:.3f} | "
                  f"{m['vienna_mfe']['rmsd']:.1f} | {m['ours']['cpu_s']:.1f} | {m['genesis']['recovery']:.3f} | "
                  f"{m['genesis']['refold_f1']:.3f} | {m['rnainverse']['recovery']:.3f} | "
                  f"{m['rnainverse']['refold_f1']:.3f} |")
     lines.append("")
+    lines.append(f"Confidence (B-factor) vs per-residue C4' error of ours: mean Spearman {conf:.3f} "
+                 "(correlation with minus the error; 0 = no information).")
     lines.append("Published anchors (RNAGym monomer TM-score, other set and scorer): "
                  + ", ".join(f"{k} {v:.3f}" for k, v in ANCHORS.items()) + ".")
     valid = {k: sum(r[k]["valid"] for r in rows) for k in ("ours", "aform_helix", "vienna_mfe")}
