@@ -202,3 +202,18 @@ def test_loop_closure_joins_backbone_and_model_passes_checks():
     assert worst_link(model) < 3.5
     assert check_geometry(model).ok, check_geometry(model).summary()
     assert worst_link(fold3d(*HAIRPIN, close_loops=False)) > worst_link(model)
+
+
+def test_fold3d_file_builds_the_users_dbn_and_names_bad_records(tmp_path):
+    from genesis_rna.structure3d import fold3d_file
+
+    good = tmp_path / "two.dbn"
+    good.write_text(f">hp\n{HAIRPIN[0]}\n{HAIRPIN[1]}\n>small\nGGGGAAACCCC\n((((...))))\n")
+    models = fold3d_file(good)
+    assert [rid for rid, _ in models] == ["hp", "small"]
+    assert partners_to_dotbracket(find_pairs(models[1][1])) == "((((...))))"
+    bad = tmp_path / "bad.dbn"
+    bad.write_text(">n\nGGGNAAACCC\n((((..))))\n")
+    with pytest.raises(SequenceError) as err:
+        fold3d_file(bad)
+    assert "bad.dbn" in str(err.value) and "'n'" in str(err.value)

@@ -176,3 +176,18 @@ def build_model(chains: list[str], partner: np.ndarray, bpp: np.ndarray | None, 
     model.structure = "&".join(db[a:b] for a, b in zip([0, *cuts], [*cuts, len(db)], strict=True))
     model.notes["elements"] = kinds
     return model
+
+
+def fold3d_file(path, **kwargs) -> list[tuple[str, Model3D]]:
+    """``(record id, model)`` for every record of a 2D file the io module reads (.dbn, .ct, .bpseq, ...): the
+    user's own secondary structures, built without prediction. Keywords go to :func:`fold3d`."""
+    from ..errors import InputError
+    from ..io import read_structures
+
+    out = []
+    for rec in read_structures(path):
+        try:
+            out.append((rec.id, fold3d(rec.sequence, rec.partner, **kwargs)))
+        except InputError as err:
+            raise err.with_context(path=path, record=rec.id) from None
+    return out
