@@ -8,7 +8,7 @@ One command (default settings: 1 seed, 1 budget, well under an hour on a 2-core 
 
 Protocol (every arm, every seed):
 
-* Data: Rfam 14.2 seed (all families by default; ``--families N`` takes the first N), preprocessed once (``genesis_rna.preprocess``,
+* Data: Rfam 14.2 seed (all families by default; ``--families N`` takes the first N), preprocessed once (``genesis_rna.data.preprocess``,
   consensus structures from the alignments) into ``--store_dir`` outside the repository; train / validation are
   family-disjoint (whole Rfam families, split 0.8/0.1/0.1). Validation uses fixed masks with seed 0 for every
   arm and seed, so every evaluation of every arm scores the same masked positions.
@@ -21,7 +21,7 @@ Protocol (every arm, every seed):
   schedule decays fully at its own last step. The realised compute is measured and reported, not assumed.
 * Compute, two ways: executed FLOPs, exact because the model's FLOPs are linear in the rows at fixed batch
   width: ``forward(T)`` and ``backward(T)`` per row are measured once per width with FlopCounterMode (CPU
-  attention included, see ``genesis_rna.flops``) and checked against a measured dense step; each step then adds
+  attention included, see ``genesis_rna.training.flops``) and checked against a measured dense step; each step then adds
   ``scored_rows * forward(T) + selected_rows * (forward(T) + backward(T))``. And CPU time: ``time.process_time()``
   of the training steps (the loop's per-step count: forward, backward, selection, optimiser), evaluation
   excluded; the process CPU time including data loading is kept as a second column, wall-clock as a third.
@@ -97,7 +97,8 @@ def train_subset(train_store, n: int) -> Any:
 
 
 def prepare_store(store_dir: Path, n_families: int, existing: str = "") -> Path:
-    from genesis_rna.preprocess import MANIFEST, preprocess
+    from genesis_rna.data.format import MANIFEST
+    from genesis_rna.data.preprocess import preprocess
 
     if existing:  # a store made elsewhere (e.g. the v2 corpus: Rfam + tRNAs + transcript windows)
         if not (Path(existing) / MANIFEST).is_file():
@@ -120,7 +121,7 @@ class FlopTable:
     """Measured forward / backward FLOPs per row at each batch width (exact: linear in rows at fixed width)."""
 
     def __init__(self, model_config: Any, loss_fn: Any) -> None:
-        from genesis_rna.model import GenesisRNAModel
+        from genesis_rna.model.encoder import GenesisRNAModel
 
         torch.manual_seed(12345)
         self.model = GenesisRNAModel(model_config)
@@ -140,7 +141,7 @@ class FlopTable:
                 "struct_labels": struct, "pair_matrix": pair}
 
     def measure(self, rows: int, width: int) -> dict[str, int]:
-        from genesis_rna.training import dense_step_flops
+        from genesis_rna.training.steps import dense_step_flops
 
         with torch.random.fork_rng():  # its dropout must not move the global RNG that the arm being trained uses
             return dense_step_flops(self.model, self._batch(rows, width), self.loss_fn, _no_autocast)
@@ -149,7 +150,7 @@ class FlopTable:
         """Forward + backward FLOPs per row with the middle blocks on ``packed`` tokens (token-level AST)."""
         key = (width, packed)
         if key not in self.token_table:
-            from genesis_rna.flops import FlopMeter
+            from genesis_rna.training.flops import FlopMeter
 
             batch = self._batch(2, width)
             keep = torch.zeros(2, width, dtype=torch.bool)
@@ -211,7 +212,7 @@ class CountingStep:
         return self._flops
 
     def __call__(self, model, batch, loss_fn, **kwargs):
-        from genesis_rna.training import ASTStep
+        from genesis_rna.training.steps import ASTStep
 
         out = self.inner(model, batch, loss_fn, **kwargs)
         scored = 0
@@ -300,7 +301,7 @@ def model_config(args) -> Any:
 
 def flop_table(args) -> FlopTable:
     from genesis_rna.config import TrainingConfig
-    from genesis_rna.losses import MultiTaskLoss
+    from genesis_rna.training.losses import MultiTaskLoss
 
     return FlopTable(model_config(args), MultiTaskLoss.from_training_config(TrainingConfig()))
 
@@ -308,10 +309,13 @@ def flop_table(args) -> FlopTable:
 def run_arm(arm: Arm, *, seed: int, budget: int, args, store: Path, table: FlopTable, run_root: Path,
             fwd_share: float) -> dict[str, Any]:
     from genesis_rna.config import TrainingConfig
-    from genesis_rna.data import ShardStore, pretrain_dataloader
-    from genesis_rna.losses import MultiTaskLoss
-    from genesis_rna.model import GenesisRNAModel
-    from genesis_rna.training import evaluate_pretrain, make_step_strategy, read_metrics, train
+    from genesis_rna.data.loader import pretrain_dataloader
+    from genesis_rna.data.store import ShardStore
+    from genesis_rna.model.encoder import GenesisRNAModel
+    from genesis_rna.training.checkpoints import read_metrics
+    from genesis_rna.training.loop import evaluate_pretrain, train
+    from genesis_rna.training.losses import MultiTaskLoss
+    from genesis_rna.training.steps import make_step_strategy
 
     run_dir = run_root / f"budget{budget}" / f"seed{seed}" / arm.name
     done = run_dir / "arm_result.json"
@@ -675,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="No artists with labels")
     from genesis_rna.ast import sundew_available
-    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.model.encoder import GenesisRNAModel
 
     arms = [a for a in ALL_ARMS if a in args.arms]
     notes = []
@@ -728,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     import genesis_rna
 
     n_params = GenesisRNAModel(model_config(args)).num_parameters()
-    from genesis_rna.data import ShardStore
+    from genesis_rna.data.store import ShardStore
 
     meta = {
         "command": "python benchmarks/ast_efficiency.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -42,7 +42,8 @@ NRC = ROOT.parent / "shared" / "data" / "classification" / "nrc"
 # ------------------------------------------------------------------------------------------------ MLM + labels
 
 def _loader(store, n: int, max_len: int):
-    from genesis_rna.data import RNAPretrainDataset, TokenBudgetBatchSampler, collate_pretrain
+    from genesis_rna.data.batching import TokenBudgetBatchSampler
+    from genesis_rna.data.dataset import RNAPretrainDataset, collate_pretrain
 
     idx = np.linspace(0, len(store) - 1, min(n, len(store))).astype(int).tolist()
     subset = [store[i] for i in idx]
@@ -182,7 +183,7 @@ def _head_prob(model, seq: str) -> np.ndarray:
 
 def _best_fraction(score_fn, tune: list[tuple[str, np.ndarray]]) -> float:
     """The decoding pair fraction with the best mean F1 on the tuning (train-family) sequences."""
-    from genesis_rna.structure import pair_metrics
+    from genesis_rna.structure.pairs import pair_metrics
 
     probs = [(score_fn(s), s, p) for s, p in tune]
     f1 = [np.mean([pair_metrics(decode_pairs(q, t, seq=s), p)["f1"] for q, s, p in probs]) for t in PAIR_FRACTIONS]
@@ -190,7 +191,7 @@ def _best_fraction(score_fn, tune: list[tuple[str, np.ndarray]]) -> float:
 
 
 def _mean_f1(score_fn, test, fraction: float) -> float:
-    from genesis_rna.structure import pair_metrics
+    from genesis_rna.structure.pairs import pair_metrics
 
     return float(np.mean([pair_metrics(decode_pairs(score_fn(s), fraction, seq=s), p)["f1"] for s, p in test]))
 
@@ -201,7 +202,7 @@ def pair_f1(model, test: list[tuple[str, np.ndarray]], train: list[tuple[str, np
     import RNA
 
     from genesis_rna.pretrained import random_model
-    from genesis_rna.structure import pair_metrics
+    from genesis_rna.structure.pairs import pair_metrics
 
     half = len(train) // 2
     fit, tune = train[:half], train[half:]
@@ -235,11 +236,11 @@ def _nrc(path: Path, limit: int):
 def nrc_probe(model, limit: int) -> dict:
     """Logistic-regression probes on nRC, each with its L2 strength chosen by 5-fold CV on train (same grid).
 
-    The k-mer baseline and the embeddings go through the same :func:`genesis_rna.eval_nrc.linear_probe`, so
+    The k-mer baseline and the embeddings go through the same :func:`genesis_rna.evaluate.nrc.linear_probe`, so
     neither side gets a better-tuned classifier than the other.
     """
-    from genesis_rna.eval_nrc import kmer_features, linear_probe
-    from genesis_rna.inference import embed_sequences
+    from genesis_rna.evaluate.nrc import kmer_features, linear_probe
+    from genesis_rna.model.embed import embed_sequences
 
     train, y_train = _nrc(NRC / "train.fa", limit)
     test, y_test = _nrc(NRC / "test.fa", limit // 2 if limit else 0)
@@ -348,9 +349,9 @@ def merged_with_earlier(path: Path, new: dict, parts: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from genesis_rna import load
-    from genesis_rna.data import ShardStore
-    from genesis_rna.losses import MultiTaskLoss
-    from genesis_rna.training import evaluate_pretrain
+    from genesis_rna.data.store import ShardStore
+    from genesis_rna.training.loop import evaluate_pretrain
+    from genesis_rna.training.losses import MultiTaskLoss
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model directory or shipped name")

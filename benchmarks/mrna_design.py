@@ -5,7 +5,7 @@
     python benchmarks/mrna_design.py --proteins spike --lambdas 1 --random 2          # full spike (slow, ~3.8 kb)
 
 For each protein (human codon table, CDS + stop codon, no UTRs): the most-frequent-codon CDS (CAI = 1), the mean
-of N uniformly random synonymous CDSs, and ``genesis_rna.mrna.optimize_mrna`` at a few lambdas. Every design is
+of N uniformly random synonymous CDSs, and ``genesis_rna.design.mrna.optimize_mrna`` at a few lambdas. Every design is
 measured the same way: ViennaRNA full-length MFE per nt, CAI (Sharp & Li), GC content, and CPU seconds. Goal of
 the issue: lower MFE than most-frequent-codon at a CAI no worse than 0.8 of its CAI.
 Writes benchmarks/results/mrna_design/{results.json,results.md}; proteins measured by earlier runs (same organism)
@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genesis_rna import mrna  # noqa: E402
 from genesis_rna._fileutil import atomic_write  # noqa: E402
+from genesis_rna.design import mrna  # noqa: E402
 
 # Protein sequences copied from UniProt (canonical isoforms unless noted).
 PROTEINS = {

@@ -8,7 +8,7 @@ mutants; ../shared/data/downstream/mutation): Spearman correlation with measured
 Scores compared (higher = predicted fitter):
 
 zero-shot (no fitness data used), on all 13,192 variants and on the test split:
-- LM masked-marginal (ESM-1v) and wild-type-marginal log-likelihood ratios (genesis_rna.mutations);
+- LM masked-marginal (ESM-1v) and wild-type-marginal log-likelihood ratios (genesis_rna.design.mutations);
 - ViennaRNA folding-energy change: -(dG_mut - dG_wt) of the MFE, and the same for the energy of the wild type's
   MFE structure (the cloverleaf) evaluated on the mutant sequence.
 
@@ -17,7 +17,7 @@ Random(42)), hyper-parameters chosen on valid, Spearman on test:
 - one-hot ridge: 72 x 4 one-hot of the mutant sequence (an additive site model), sklearn Ridge;
 - LM-embedding ridge: frozen final-layer features of the mutant and wild type (mean over the sequence and mean
   over the mutated sites: [m_mut - m_wt, s_mut, s_mut - s_wt]) plus the zero-shot score;
-- MutationEffectHead (genesis_rna.heads) trained on the same frozen features (encoder not fine-tuned: CPU only);
+- MutationEffectHead (genesis_rna.model.heads) trained on the same frozen features (encoder not fine-tuned: CPU only);
 - one-hot + LM features in one ridge;
 - with `--finetuned DIR` (a `genesis-rna finetune --mode full` directory trained on the same split, command in
   docs/mutations.md): that model's test Spearman, and its blend with the one-hot ridge (z-scored predictions,
@@ -50,7 +50,7 @@ ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 def load_data(path: Path = DATA) -> dict:
     """Rows of the fitness table and the wild type, rebuilt from the mutant strings (and checked on every row)."""
-    from genesis_rna.mutations import Substitution, apply_variant
+    from genesis_rna.design.variants import Substitution, apply_variant
 
     with gzip.open(path, "rt") as fh:
         rows = list(csv.DictReader(fh))
@@ -163,7 +163,7 @@ def train_effect_head(feats: dict, y: np.ndarray, split: np.ndarray, seed: int =
     whole-sequence mean, row 1 the site mean) with masks selecting each, which is exactly what it computes from
     full per-token states.
     """
-    from genesis_rna.heads import MutationEffectHead
+    from genesis_rna.model.heads import MutationEffectHead
 
     torch.manual_seed(seed)
     n, d = feats["mean"].shape
@@ -205,7 +205,7 @@ def train_effect_head(feats: dict, y: np.ndarray, split: np.ndarray, seed: int =
 
 
 def evaluate_model(spec: str, data: dict, baselines: dict, cache_dir: str | None = None) -> dict:
-    from genesis_rna.mutations import score_variants
+    from genesis_rna.design.mutations import score_variants
 
     y, split = data["fitness"], data["split"]
     te = split == "test"
@@ -246,7 +246,7 @@ def finetuned_rows(model_dir: str, data: dict, ridge_pred: np.ndarray, n_boot: i
     The blend is a two-model ensemble: each prediction z-scored on valid, ``w * finetuned + (1 - w) * ridge`` with
     w picked by valid Spearman; the paired bootstrap over test rows says whether blend - ridge is above noise.
     """
-    from genesis_rna.predict import predict_sequences
+    from genesis_rna.finetune.predict import predict_sequences
 
     y, split = data["fitness"], data["split"]
     va, te = split == "valid", split == "test"

@@ -29,10 +29,9 @@ import torch  # noqa: E402
 from genesis_rna import pretrained  # noqa: E402
 from genesis_rna._fileutil import atomic_write  # noqa: E402
 from genesis_rna.errors import GenesisRNAError  # noqa: E402
-from genesis_rna.eval_nrc import (  # noqa: E402
+from genesis_rna.evaluate.nrc import (  # noqa: E402
     ANCHORS,
     GOAL,
-    NRC_DIR,
     ensemble_run,
     finetune_run,
     kmer_features,
@@ -42,7 +41,7 @@ from genesis_rna.eval_nrc import (  # noqa: E402
     subsample,
 )
 
-DATA = NRC_DIR
+DATA = ROOT.parent / "shared" / "data" / "classification" / "nrc"
 OUT = ROOT / "benchmarks" / "results" / "nrc"
 
 
@@ -52,7 +51,7 @@ def _load_json(path: Path) -> dict:
 
 def _finetune_run(model, name: str, mode: str, train, test, args, features=None, pooling: str = "mean",
                   encoder: str = "genesis", dtype: str | None = None) -> dict:
-    """:func:`genesis_rna.eval_nrc.finetune_run` into ``--run-dir/<name>-<mode>[-conv][-seedN]``, with this
+    """:func:`genesis_rna.evaluate.nrc.finetune_run` into ``--run-dir/<name>-<mode>[-conv][-seedN]``, with this
     script's options (``--full-epochs``, ``--encoder-lr``, ``--head-dropout``, ``--head-weight-decay``,
     ``--seed``, ``--dtype``)."""
     run = f"{name}-{mode}" + ("-conv" if pooling == "conv" else "") + (f"-seed{args.seed}" if args.seed else "")
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                                   time.process_time() - t0}
         print(f"k-mer baseline: test accuracy {results['kmer_logreg']['test_accuracy']:.4f}")
     if args.onehot_conv:
-        from genesis_rna.train_finetune import OneHotConvEncoder
+        from genesis_rna.finetune.heads import OneHotConvEncoder
 
         results["onehot_conv"] = _finetune_run(OneHotConvEncoder(layers=0), "one-hot", "frozen", train, test, args,
                                                pooling="conv", encoder="onehot", dtype="fp32")

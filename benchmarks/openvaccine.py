@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from rbp_binding import finish_run, machine, save_results  # noqa: E402
 
 from genesis_rna._fileutil import atomic_write  # noqa: E402
-from genesis_rna.finetune_data import ColumnSpec, Example, assign_splits, load_examples  # noqa: E402
+from genesis_rna.finetune.data import ColumnSpec, Example, assign_splits, load_examples  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "downstream" / "openvaccine" / "train.jsonl.gz"
 OUT = ROOT / "benchmarks" / "results" / "openvaccine"
@@ -105,7 +105,7 @@ def spec() -> ColumnSpec:
 
 def run_finetune(method: str, model, model_name: str, split: dict[str, list[Example]],
                  feats: dict[str, list[np.ndarray]] | None, out_dir: Path, args) -> dict[str, Any]:
-    from genesis_rna.train_finetune import FinetuneConfig, build_encoder, finetune
+    from genesis_rna.finetune.trainer import FinetuneConfig, build_encoder, finetune
 
     onehot = method.startswith("onehot")
     cfg = FinetuneConfig(task="token-regression", output_dir=str(out_dir), encoder="onehot" if onehot else "genesis",
@@ -132,8 +132,8 @@ def genesis_token_features(model, examples: Sequence[Example], cache: Path, dtyp
     """Per-nucleotide final-layer vectors (fp16) of every example, cached as one ``[N, L, d]`` array."""
     import torch
 
-    from genesis_rna.inference import resolve_dtype
-    from genesis_rna.train_finetune import encoder_features
+    from genesis_rna.finetune.heads import encoder_features
+    from genesis_rna.model.device import resolve_dtype
 
     if cache.is_file():
         x = np.load(cache)

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from genesis_rna._fileutil import atomic_write  # noqa: E402
-from genesis_rna.eval_nrc import kmer_features  # noqa: E402
-from genesis_rna.finetune_data import ColumnSpec, Example, assign_splits, load_examples  # noqa: E402
+from genesis_rna.evaluate.nrc import kmer_features  # noqa: E402
+from genesis_rna.finetune.data import ColumnSpec, Example, assign_splits, load_examples  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "downstream" / "rbp"
 OUT = ROOT / "benchmarks" / "results" / "rbp_binding"
@@ -121,7 +121,7 @@ def logreg_valid_c(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray
 
 def layer_means(model, sequences: Sequence[str], *, dtype: str) -> tuple[np.ndarray, float]:
     """``[N, n_layers, d]`` per-layer mean embeddings (layers 1..n, one pass) and the CPU seconds spent."""
-    from genesis_rna.inference import embed_sequences
+    from genesis_rna.model.embed import embed_sequences
 
     n = model.config.n_layers
     layers = list(range(1, n + 1))
@@ -165,7 +165,7 @@ def finetune_head(model, name: str, split: dict[str, list[Example]], feats: dict
                   mode: str, run_dir: Path, epochs: int, dtype: str, pooling: str = "mean",
                   patience: int | None = None, encoder: str = "genesis") -> dict[str, Any]:
     """The project's fine-tuning (``genesis-rna finetune --task classification``) with cached features."""
-    from genesis_rna.train_finetune import FinetuneConfig, finetune
+    from genesis_rna.finetune.trainer import FinetuneConfig, finetune
 
     split = {k: [copy.copy(e) for e in v] for k, v in split.items()}
     cfg = FinetuneConfig(task="classification", output_dir=str(run_dir), mode=mode, base_model=name,
@@ -240,8 +240,8 @@ def conv_rows(protein: str, model, model_name: str, data: dict[str, list[Example
               val_idx: Sequence[int], args) -> dict[str, Any]:
     """``finetune --pooling conv`` on frozen per-nucleotide rows: on the LM subsample, on every training window,
     and the same head on bare one-hot rows (every window): how much of the gain is the head, how much the LM."""
-    from genesis_rna.inference import resolve_device, resolve_dtype
-    from genesis_rna.train_finetune import OneHotConvEncoder, encoder_features
+    from genesis_rna.finetune.heads import OneHotConvEncoder, encoder_features
+    from genesis_rna.model.device import resolve_device, resolve_dtype
 
     run = Path(args.run_dir)
     kw = {"patience": 3, "pooling": "conv"}

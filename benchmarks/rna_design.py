@@ -6,12 +6,12 @@
     python benchmarks/rna_design.py --per-bin 5 --time-limit 3                   # smoke run
 
 Targets: ArchiveII structures (../shared/data/structure/archiveII_csv/ArchiveII.csv), pseudoknots removed with
-``genesis_rna.structure.nested_subset``, duplicates and targets ViennaRNA cannot realise (a hairpin under 3 nt)
+``genesis_rna.structure.pairs.nested_subset``, duplicates and targets ViennaRNA cannot realise (a hairpin under 3 nt)
 dropped, then a seeded sample per length bin: short (<= 100 nt), medium (101-200), long (201-400).
 
 Both methods get the same per-target CPU-time budget (CPU, not wall time: the machine is shared), split evenly
 over ``--designs`` designs (random starts); times reported are CPU seconds:
-- genesis-rna: ``genesis_rna.design.design_one`` (LM-proposed moves, annealing on ensemble defect / MFE distance);
+- genesis-rna: ``genesis_rna.design.inverse.design_one`` (LM-proposed moves, annealing on ensemble defect / MFE distance);
 - RNAinverse: ``RNA.inverse_fold`` from uniform random starts, restarted until solved or out of time, in a
   forked child killed when its CPU time reaches the limit (the best sequence it reported so far counts).
 
@@ -53,7 +53,7 @@ _MODEL = None  # per worker process
 
 def load_targets(per_bin: int | None, seed: int, path: Path = DATA) -> list[dict]:
     """Nested, realisable, de-duplicated ArchiveII targets; ``per_bin`` sampled per bin (None = all)."""
-    from genesis_rna.structure import nested_subset, pairs_to_partners, partners_to_dotbracket
+    from genesis_rna.structure.pairs import nested_subset, pairs_to_partners, partners_to_dotbracket
 
     seen, by_bin = set(), {b: [] for b in BINS}
     with open(path) as fh:
@@ -92,14 +92,14 @@ def _init_worker(model_spec: str | None) -> None:
 def _pll_per_nt(seq: str) -> float | None:
     if _MODEL is None:
         return None
-    from genesis_rna.design import pseudo_log_likelihood
+    from genesis_rna.design.inverse import pseudo_log_likelihood
 
     return pseudo_log_likelihood(_MODEL, seq) / len(seq)
 
 
 def _run_ours(target: str, seed: int, time_limit: float, lm_weight: float) -> tuple[str, float]:
     """One design under a CPU-time limit; returns (sequence, CPU seconds)."""
-    from genesis_rna.design import design_one
+    from genesis_rna.design.inverse import design_one
 
     t0 = time.process_time()
     d = design_one(target, model=_MODEL if lm_weight > 0 else None, seed=seed, time_limit=time_limit,

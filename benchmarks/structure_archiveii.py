@@ -1,6 +1,6 @@
 """ArchiveII secondary-structure table (issue 9): ViennaRNA baselines and the learned heads, per fold.
 
-A thin wrapper over ``genesis-rna evaluate archiveii`` (genesis_rna/eval_benchmarks.py) that writes into
+A thin wrapper over ``genesis-rna evaluate archiveii`` (genesis_rna/evaluate/archiveii.py) that writes into
 benchmarks/results/structure_archiveii/<split>[_<tag>]/ (results.json + results.md + one JSON per fold and
 method); the ViennaRNA cache goes to --cache (default /tmp/genesis_rna_archiveii_vienna, ~25 MB, outside the
 repository). Every option of ``genesis-rna evaluate`` passes through. Examples (the runs in docs/structure.md):
@@ -19,9 +19,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from genesis_rna.eval_benchmarks import main
+from genesis_rna.cli.evaluate import evaluate_main as main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "structure_archiveii"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "structure" / "archiveII_csv"
 
 
 def _argv(argv: list[str]) -> list[str]:
@@ -34,6 +35,8 @@ def _argv(argv: list[str]) -> list[str]:
     split = args[args.index("--split") + 1] if "--split" in args else "famfold"
     if "--output" not in args and "-o" not in args:
         args += ["--output", str(RESULTS / f"{split}{tag}")]
+    if "--data" not in args:
+        args += ["--data", str(DATA)]
     if "--cache" not in args:
         args += ["--cache", "/tmp/genesis_rna_archiveii_vienna"]
     return ["archiveii", *args]

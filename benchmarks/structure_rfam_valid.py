@@ -14,14 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genesis_rna.fold import decode
-from genesis_rna.structure import dotbracket_to_partners, pair_metrics
-from genesis_rna.structure_model import (
-    load_structure_model,
-    predict_proba,
-    rfam_training_examples,
-    vienna_prior,
-)
+from genesis_rna.structure.decode import decode
+from genesis_rna.structure.model import load_structure_model, predict_proba
+from genesis_rna.structure.pairs import dotbracket_to_partners, pair_metrics
+from genesis_rna.structure.train import rfam_training_examples
+from genesis_rna.structure.vienna import vienna_prior
 
 OUT = Path(__file__).resolve().parent / "results" / "structure_archiveii" / "rfam_valid_compare.json"
 

@@ -77,7 +77,7 @@ def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 def genesis_model(shape: dict, dtype: torch.dtype = torch.float32):
     from genesis_rna.config import GenesisRNAConfig
-    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.model.encoder import GenesisRNAModel
 
     torch.manual_seed(0)
     cfg = GenesisRNAConfig(**shape, max_len=1024, dropout=0.0, mlm_head=False, structure_head=False,
@@ -125,7 +125,7 @@ def rfam_lengths(n: int, seed: int = 0) -> list[int]:
 
 
 def budget_batches(lengths: list[int], tokens: int, bucket: bool) -> list[list[int]]:
-    from genesis_rna.inference import token_budget_batches
+    from genesis_rna.data.batching import token_budget_batches
 
     if bucket:
         return token_budget_batches([n + 2 for n in lengths], tokens)
@@ -215,10 +215,10 @@ def round_robin(runners, workloads, rounds: int) -> tuple[dict[str, float], dict
 def train_rate(lengths: list[int], bucket: bool, steps: int) -> float:
     """Tokens (real, specials included) per second of forward + backward + AdamW steps on the base preset."""
     from genesis_rna.config import GenesisRNAConfig
-    from genesis_rna.inference import bf16_supported
-    from genesis_rna.losses import MultiTaskLoss
-    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.model.device import bf16_supported
+    from genesis_rna.model.encoder import GenesisRNAModel
     from genesis_rna.tokenization import CLS_ID, PAD_ID, SEP_ID, random_mask
+    from genesis_rna.training.losses import MultiTaskLoss
 
     torch.manual_seed(0)
     model = GenesisRNAModel(GenesisRNAConfig.from_preset("base", max_len=1024, pair_head=False)).train()
@@ -253,8 +253,8 @@ def train_rate(lengths: list[int], bucket: bool, steps: int) -> float:
 MEMORY_CHILD = """
 import sys, time, torch
 from genesis_rna.config import GenesisRNAConfig
-from genesis_rna.inference import embed_sequences
-from genesis_rna.model import GenesisRNAModel
+from genesis_rna.model.embed import embed_sequences
+from genesis_rna.model.encoder import GenesisRNAModel
 torch.manual_seed(0)
 model = GenesisRNAModel(GenesisRNAConfig.from_preset("base"))
 def hwm():  # VmHWM of this process (ru_maxrss would carry over the parent's peak across exec on Linux)

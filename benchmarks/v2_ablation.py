@@ -48,7 +48,7 @@ RECIPE = {"tokens_per_batch": 8192, "max_seq_len": 512, "learning_rate": 1e-3, "
 def heldout_samples(store_path: str, split: str) -> tuple[list, list]:
     """(MLM samples, pair samples) of ``split``: Rfam-family records; pair ones with a given structure, no
     ArchiveII-kind family."""
-    from genesis_rna.data import ShardStore, archiveii_kind_families
+    from genesis_rna.data.store import ShardStore, archiveii_kind_families
 
     store = ShardStore(store_path, split=split)
     hidden = set(store.family_codes(archiveii_kind_families(store)))
@@ -75,8 +75,9 @@ def mlm_scores(model, samples: list, max_len: int = 514) -> dict:
     """Token-weighted masked-nucleotide loss and accuracy with fixed masks (seed 0)."""
     import torch
 
-    from genesis_rna.data import RNAPretrainDataset, TokenBudgetBatchSampler, collate_pretrain
-    from genesis_rna.losses import mlm_loss
+    from genesis_rna.data.dataset import RNAPretrainDataset, collate_pretrain
+    from genesis_rna.data.batching import TokenBudgetBatchSampler
+    from genesis_rna.training.losses import mlm_loss
 
     ds = RNAPretrainDataset(samples, max_len=max_len, seed=0, fixed_masks=True, crop="start")
     sampler = TokenBudgetBatchSampler(ds.lengths, 8192, shuffle=False, max_len=max_len)
@@ -109,8 +110,8 @@ def pair_head_probs(model, sequence: str) -> np.ndarray:
 
 def pair_scores(model, samples: list, threshold: float = 0.5, max_nt: int = 512) -> dict:
     """Mean per-sequence exact-pair F1 of the pair head through fold's decoder."""
-    from genesis_rna.fold import decode
-    from genesis_rna.structure import pair_metrics
+    from genesis_rna.structure.decode import decode
+    from genesis_rna.structure.pairs import pair_metrics
 
     nt = "ACGUN"
     f1 = []
@@ -136,8 +137,8 @@ def _train_config(arm: str, store: str, run_dir: Path, steps: int):
 
 def calibrate(arm: str, store: str, run_dir: Path, steps: int = 8) -> float:
     """Median CPU seconds per step of ``arm`` over a few steps after warm-up."""
-    from genesis_rna.train_pretrain import run
-    from genesis_rna.training import read_metrics
+    from genesis_rna.training.checkpoints import read_metrics
+    from genesis_rna.training.pretrain import run
 
     run(_train_config(arm, store, run_dir, steps), resume=False, progress=False)
     cpu = [r["step_cpu_seconds"] for r in read_metrics(run_dir) if r.get("kind", "train") == "train"
@@ -149,8 +150,8 @@ def run_arm(arm: str, store: str, out: Path, cpu_minutes: float, mlm_records: in
     """Calibrate, train for the CPU budget, score on the validation split; results cached in ``arm.json``."""
     import torch
 
-    from genesis_rna.model import GenesisRNAModel
-    from genesis_rna.train_pretrain import run
+    from genesis_rna.model.encoder import GenesisRNAModel
+    from genesis_rna.training.pretrain import run
 
     torch.set_num_threads(1)
     cached = out / f"{arm}.json"

@@ -62,7 +62,7 @@ def training_summary(run: Path, checkpoint: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.model.encoder import GenesisRNAModel
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="pretraining run directory")

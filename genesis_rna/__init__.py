@@ -23,10 +23,10 @@ _EXPORTS = {
     "GenesisRNAConfig": "config", "TrainingConfig": "config",
     "RNATokenizer": "tokenization", "CodonTokenizer": "tokenization", "normalise": "tokenization",
     "random_mask": "tokenization",
-    "GenesisRNAEncoder": "model", "GenesisRNAModel": "model",
+    "GenesisRNAEncoder": "model.encoder", "GenesisRNAModel": "model.encoder",
     "load": "pretrained", "genesis_rna_small": "pretrained", "available_models": "pretrained",
     "random_model": "pretrained",
-    "embed_sequences": "inference",
+    "embed_sequences": "model.embed",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -39,12 +39,15 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     if name in _SUBMODULES:  # genesis_rna.pretrained.genesis_rna_small() without importing the submodule first
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'genesis_rna' has no attribute {name!r}")
 
 
-_SUBMODULES = {"pretrained", "inference", "structure", "io", "data", "training", "fold", "mutations", "design",
-               "mrna", "config", "model", "heads", "losses", "tokenization"}
+# attribute -> module; the old flat names (fold, mutations, ...) lead to the modules' places in the folders
+_SUBMODULES = {"pretrained": "pretrained", "inference": "model.embed", "structure": "structure", "io": "io",
+               "data": "data", "training": "training", "fold": "structure.fold", "mutations": "design.mutations",
+               "design": "design", "mrna": "design.mrna", "config": "config", "model": "model",
+               "heads": "model.heads", "losses": "training.losses", "tokenization": "tokenization"}
 
 
 def __dir__() -> list[str]:

@@ -1,6 +1,6 @@
 """Atomic file writing: outputs appear under their final name only once complete.
 
-DESIGN.md: an interrupted or failed run leaves no half-written file. Every writer in genesis-rna writes to a
+docs/architecture.md: an interrupted or failed run leaves no half-written file. Every writer in genesis-rna writes to a
 temporary file in the destination directory and renames it over the target (``os.replace`` is atomic on POSIX).
 """
 

@@ -22,7 +22,7 @@ POSITION_TYPES = ("rotary", "learned", "sinusoidal")
 NORM_TYPES = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "relu", "swiglu")
 
-#: (d_model, n_layers, n_heads, dim_ff) of the named presets, fixed by DESIGN.md.
+#: (d_model, n_layers, n_heads, dim_ff) of the named presets, fixed by docs/architecture.md.
 PRESETS: dict[str, dict[str, int]] = {
     "small": {"d_model": 256, "n_layers": 4, "n_heads": 4, "dim_ff": 1024},
     "base": {"d_model": 512, "n_layers": 8, "n_heads": 8, "dim_ff": 2048},
@@ -126,7 +126,7 @@ class GenesisRNAConfig(_YamlMixin):
     rotary_base: float = 10000.0
     norm_type: str = "layernorm"
     layer_norm_eps: float = 1e-5
-    # Options for imported ESM-1b-style checkpoints (RNA-FM, see genesis_rna.convert); off for native models.
+    # Options for imported ESM-1b-style checkpoints (RNA-FM, see genesis_rna.model.rna_fm); off for native models.
     embed_norm: bool = False
     token_dropout: bool = False
     activation: str = "gelu"
@@ -264,7 +264,7 @@ class TrainingConfig(_YamlMixin):
     max_records_per_family: int = 0
     # Families whose structures the model must not see (their structure and pair targets become unknown; their
     # sequences stay in the masked-nucleotide task): comma-separated accessions or names; "archiveii" = the
-    # Rfam families of ArchiveII's kinds (genesis_rna.data.ARCHIVEII_KIND_PATTERN).
+    # Rfam families of ArchiveII's kinds (genesis_rna.data.store.ARCHIVEII_KIND_PATTERN).
     structure_exclude_families: str = ""
     # GenesisRNAConfig fields that differ from the preset, "key=value,key=value" (e.g. "pair_bias=true,
     # pair_conv_layers=3" for the structure-aware v2 encoder, or "d_model=384,n_layers=6" for a scaling check).
@@ -304,11 +304,7 @@ class TrainingConfig(_YamlMixin):
         return GenesisRNAConfig.from_preset(self.model_size, **overrides)
 
 
-def preset_names() -> list[str]:
-    return list(PRESETS)
-
-
-__all__ = ["GenesisRNAConfig", "TrainingConfig", "PRESETS", "preset_names"]
+__all__ = ["GenesisRNAConfig", "TrainingConfig", "PRESETS"]
 
 
 def parse_model_overrides(text: str) -> dict[str, Any]:

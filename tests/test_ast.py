@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import genesis_rna.ast as ast_pkg
-import genesis_rna.ast_wrapper as ast_wrapper
 from genesis_rna.ast import (
     ASTBackendUnavailableError,
     ASTSampleSelector,
@@ -27,7 +26,7 @@ from genesis_rna.ast import (
 from genesis_rna.ast.strategies import STRATEGIES
 from genesis_rna.config import TrainingConfig
 from genesis_rna.errors import ConfigError, InputError
-from genesis_rna.losses import MultiTaskLoss
+from genesis_rna.training.losses import MultiTaskLoss
 
 IGNORE = -100
 
@@ -348,12 +347,6 @@ def test_selector_from_training_config_uses_its_gains_and_seed():
         selector_from_training_config(cfg.replace(ast_strategy="nope"))
 
 
-def test_ast_wrapper_reexports_everything():
-    assert ast_wrapper.__all__ == ast_pkg.__all__
-    for name in ast_pkg.__all__:
-        assert getattr(ast_wrapper, name) is getattr(ast_pkg, name)
-
-
 # --------------------------------------------------------------------------------------------------- sundew
 
 
@@ -414,7 +407,7 @@ def test_sundew_state_round_trip_small_batches_and_logits():
 def test_one_ast_step_backpropagates_only_the_gathered_rows():
     """Score a no-grad forward pass, select, gather the rows, forward + backward the smaller batch."""
     from genesis_rna.config import GenesisRNAConfig
-    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.model.encoder import GenesisRNAModel
     from genesis_rna.tokenization import random_mask
 
     torch.manual_seed(0)

@@ -84,7 +84,7 @@ def test_flop_measurements_leave_the_training_rng_alone(bench):
     import torch
 
     from genesis_rna.config import GenesisRNAConfig, TrainingConfig
-    from genesis_rna.losses import MultiTaskLoss
+    from genesis_rna.training.losses import MultiTaskLoss
 
     mc = GenesisRNAConfig(d_model=32, n_layers=4, n_heads=2, dim_ff=64, max_len=40, dropout=0.1)
     table = bench.FlopTable(mc, MultiTaskLoss.from_training_config(TrainingConfig()))

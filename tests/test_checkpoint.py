@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from genesis_rna.config import GenesisRNAConfig
 from genesis_rna.errors import CheckpointError, GenesisRNAError
-from genesis_rna.model import GenesisRNAModel
+from genesis_rna.model.encoder import GenesisRNAModel
 from genesis_rna.tokenization import RNATokenizer
 
 

@@ -2,7 +2,7 @@
 
 Independent references: the records and lengths of the input come from Biopython; every output format is read
 back here with numpy/h5py directly (not with the package's own reader); per-nucleotide rows are compared with a
-plain forward pass of the same randomly initialised model on ``[CLS] sequence [SEP]`` built from DESIGN.md's
+plain forward pass of the same randomly initialised model on ``[CLS] sequence [SEP]`` built from docs/architecture.md's
 fixed token ids, and long sequences with forward passes on windows whose bounds were worked out by hand.
 """
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "well_known_rnas.fa"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-# DESIGN.md: [CLS]=2, [SEP]=3, A=4, C=5, G=6, U=7, N=8; the small preset has 4 layers of width 256.
+# docs/architecture.md: [CLS]=2, [SEP]=3, A=4, C=5, G=6, U=7, N=8; the small preset has 4 layers of width 256.
 TOKEN_IDS = {"A": 4, "C": 5, "G": 6, "U": 7, "N": 8}
 CLS, SEP = 2, 3
 SMALL_LAYERS, SMALL_WIDTH = 4, 256

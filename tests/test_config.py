@@ -1,4 +1,4 @@
-"""Configs: presets as DESIGN.md fixes them, validation on creation, YAML/JSON round trips."""
+"""Configs: presets as docs/architecture.md fixes them, validation on creation, YAML/JSON round trips."""
 
 from pathlib import Path
 

@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from genesis_rna.cli import main
-from genesis_rna.convert import (
+from genesis_rna.errors import CheckpointError
+from genesis_rna.model.encoder import GenesisRNAModel
+from genesis_rna.model.rna_fm import (
     RNA_FM_DROPPED_TOKENS,
     RNA_FM_INDEX_FOR_ID,
     RNA_FM_TOKENS,
     convert_rna_fm,
     load_rna_fm_checkpoint,
 )
-from genesis_rna.errors import CheckpointError
-from genesis_rna.model import GenesisRNAModel
 from genesis_rna.tokenization import MASK_ID, RNATokenizer
 
 TOL = 1e-4

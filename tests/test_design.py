@@ -1,4 +1,4 @@
-"""Tests of RNA design (genesis_rna.design) and ``genesis-rna design``.
+"""Tests of RNA design (genesis_rna.design.inverse) and ``genesis-rna design``.
 
 Independent references: every design is refolded with ViennaRNA's ``RNA.fold`` (the MFE structure must be the
 target); pairs are checked against the canonical + wobble set written out here; the reported ensemble defect is
@@ -18,7 +18,7 @@ import torch
 from Bio import SeqIO
 
 from genesis_rna.cli import main
-from genesis_rna.design import design, parse_target, pseudo_log_likelihood, read_targets
+from genesis_rna.design.inverse import design, parse_target, pseudo_log_likelihood, read_targets
 from genesis_rna.errors import StructureError
 from genesis_rna.pretrained import random_model
 

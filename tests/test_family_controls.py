@@ -11,15 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genesis_rna.config import TrainingConfig
-from genesis_rna.data import (
-    ARCHIVEII_KIND_PATTERN,
-    RNAPretrainDataset,
-    ShardStore,
-    cap_per_family,
-    make_dummy_store,
-    pretrain_dataloader,
-    resolve_family_list,
-)
+from genesis_rna.data.dataset import RNAPretrainDataset
+from genesis_rna.data.dummy import make_dummy_store
+from genesis_rna.data.loader import pretrain_dataloader
+from genesis_rna.data.store import ARCHIVEII_KIND_PATTERN, ShardStore, cap_per_family, resolve_family_list
 from genesis_rna.errors import ConfigError
 
 FAMILIES_TSV = Path(__file__).resolve().parents[2] / "shared/data/pretrain/rfam14.2_seed/families.tsv"

@@ -14,7 +14,7 @@ import pytest
 
 from genesis_rna import cli
 from genesis_rna.errors import FormatError, GenesisRNAError, InputError
-from genesis_rna.finetune_data import (
+from genesis_rna.finetune.data import (
     ColumnSpec,
     assign_splits,
     class_names,
@@ -23,16 +23,11 @@ from genesis_rna.finetune_data import (
     load_examples,
     split_examples,
 )
-from genesis_rna.train_finetune import (
-    FinetuneConfig,
-    OneHotConvEncoder,
+from genesis_rna.finetune.heads import OneHotConvEncoder
+from genesis_rna.finetune.metrics import (
     _rank,
     auroc,
     average_precision,
-    build_encoder,
-    finetune,
-    load_finetuned,
-    load_task_data,
     macro_f1,
     mcrmse,
     pearson,
@@ -40,6 +35,8 @@ from genesis_rna.train_finetune import (
     rmse,
     spearman,
 )
+from genesis_rna.finetune.model_dir import load_finetuned
+from genesis_rna.finetune.trainer import FinetuneConfig, build_encoder, finetune, load_task_data
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -260,7 +257,7 @@ def test_head_conv_layers_give_frozen_rows_context(tmp_path):
 def test_genesis_encoder_frozen_and_full_modes_run_and_save(tmp_path):
     """A tiny random genesis encoder: frozen caches features, full trains the encoder (crop below window)."""
     from genesis_rna import pretrained
-    from genesis_rna.model import GenesisRNAModel
+    from genesis_rna.model.encoder import GenesisRNAModel
 
     _neighbour_jsonl(tmp_path / "t.jsonl", n=60)
     spec = ColumnSpec(label_columns=["next_g"])
@@ -284,7 +281,7 @@ NRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "classification"
 
 
 def test_kmer_features_by_hand():
-    from genesis_rna.eval_nrc import kmer_features
+    from genesis_rna.evaluate.nrc import kmer_features
 
     x = kmer_features(["AACN", "GG"], ks=(1, 2))
     # k=1 columns A C G U; k=2 columns AA AC AG AU CA ... (16); frequencies over L-k+1 windows, N skipped
@@ -298,7 +295,7 @@ def test_kmer_features_by_hand():
 def test_nrc_reader_labels_real_data():
     if not NRC.is_dir():
         pytest.skip("nRC data not available")
-    from genesis_rna.eval_nrc import read_nrc
+    from genesis_rna.evaluate.nrc import read_nrc
 
     ex = read_nrc(NRC / "test.fa")
     assert len(ex) == 2600 and len({e.target for e in ex}) == 13
@@ -312,7 +309,7 @@ def test_nrc_kmer_probe_beats_chance_on_real_data():
     if not NRC.is_dir():
         pytest.skip("nRC data not available")
     pytest.importorskip("sklearn")
-    from genesis_rna.eval_nrc import kmer_features, linear_probe, read_nrc
+    from genesis_rna.evaluate.nrc import kmer_features, linear_probe, read_nrc
 
     train, test = read_nrc(NRC / "train.fa")[::5], read_nrc(NRC / "test.fa")[::5]
     res = linear_probe(kmer_features([e.sequence for e in train]), [e.target for e in train],

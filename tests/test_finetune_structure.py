@@ -16,8 +16,8 @@ import torch
 
 from genesis_rna import cli
 from genesis_rna.errors import InputError
-from genesis_rna.finetune_data import ColumnSpec
-from genesis_rna.finetune_structure import load_pair_examples, load_pair_splits
+from genesis_rna.finetune.data import ColumnSpec
+from genesis_rna.finetune.structure import load_pair_examples, load_pair_splits
 
 # two structures, the second with a pseudoknot: (id, sequence as written, dot-bracket, 1-based pairs)
 RECORDS = [
@@ -184,8 +184,9 @@ def _db(seq: str, pairs) -> str:
 
 def test_learns_hairpins_and_fold_uses_the_trained_model(tmp_path, capsys):
     from genesis_rna.io import read_ct
-    from genesis_rna.structure import pair_metrics
-    from genesis_rna.structure_model import PairExample, build_structure_model, evaluate_f1
+    from genesis_rna.structure.model import build_structure_model
+    from genesis_rna.structure.pairs import pair_metrics
+    from genesis_rna.structure.train import PairExample, evaluate_f1
 
     rng = np.random.default_rng(0)
     train, valid, test = _hairpins(64, rng), _hairpins(16, rng), _hairpins(8, rng)

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genesis_rna.cli import main
-from genesis_rna.fold import allowed_pairs, decode, decode_greedy, decode_nested
-from genesis_rna.structure import nested_subset, pair_metrics, pair_metrics_flexible, validate_partners
+from genesis_rna.structure.decode import allowed_pairs, decode, decode_greedy, decode_nested
+from genesis_rna.structure.pairs import nested_subset, pair_metrics, pair_metrics_flexible, validate_partners
 
 CANON = {("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")}
 
@@ -171,8 +171,8 @@ def test_pair_f1_hand_computed():
 
 
 def test_benchmark_scores_are_per_sequence_means(tmp_path):
-    from genesis_rna.eval_benchmarks import score
-    from genesis_rna.structure_model import PairExample
+    from genesis_rna.evaluate.archiveii import score
+    from genesis_rna.structure.train import PairExample
 
     t = np.array([5, -1, -1, -1, -1, 0])
     a = PairExample("tRNA_a", "GAAAAC", t, family="tRNA")
@@ -291,7 +291,7 @@ def test_fold_cli_output_is_a_file(tmp_path, capsys):
 
 
 def test_long_sequences_use_windows():
-    from genesis_rna.fold import _Predictor, predict_windows
+    from genesis_rna.structure.fold import _Predictor, predict_windows
 
     class Const(_Predictor):
         window = 40
@@ -311,7 +311,7 @@ def test_long_sequences_use_windows():
 def test_summary_pools_families_over_folds(tmp_path):
     import json
 
-    from genesis_rna.eval_benchmarks import summarise
+    from genesis_rna.evaluate.archiveii import summarise
 
     (tmp_path / "folds").mkdir()
     for fold, (f1_a, n_a), (f1_b, n_b) in (("0", (1.0, 3), (0.5, 2)), ("1", (0.0, 1), (0.5, 2))):
@@ -329,7 +329,7 @@ def test_summary_pools_families_over_folds(tmp_path):
 
 
 def test_fold_cli_with_a_structure_model_directory(tmp_path, capsys):
-    from genesis_rna.structure_model import build_structure_model, save_structure_model
+    from genesis_rna.structure.model import build_structure_model, save_structure_model
 
     fa = tmp_path / "in.fa"
     fa.write_text(FASTA)
@@ -353,7 +353,7 @@ def test_vienna_parameter_sets_switch_and_restore():
     import RNA
 
     from genesis_rna.errors import InputError
-    from genesis_rna.eval_benchmarks import VIENNA_PARAMS, use_vienna_params
+    from genesis_rna.evaluate.archiveii import VIENNA_PARAMS, use_vienna_params
 
     seq = "GGGGAAACCCCAUAGGGGAAACCCCA"
     default = RNA.fold(seq)[1]

@@ -19,7 +19,7 @@ pytest.importorskip("sklearn")
 import openvaccine  # noqa: E402
 import rbp_binding  # noqa: E402
 
-from genesis_rna.finetune_data import Example  # noqa: E402
+from genesis_rna.finetune.data import Example  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "downstream"
 
@@ -81,7 +81,7 @@ def test_mcrmse_pooled_by_hand_and_against_finetune_metric():
     # column 0: errors 1, 0, 2 -> sqrt(5/3); column 1: errors 0, 1 -> sqrt(1/2); positions with NaN ignored
     want = (math.sqrt(5 / 3) + math.sqrt(1 / 2)) / 2
     assert openvaccine.mcrmse_pooled(y, p) == pytest.approx(want)
-    from genesis_rna.train_finetune import mcrmse
+    from genesis_rna.finetune.metrics import mcrmse
 
     assert mcrmse(np.concatenate(y), np.concatenate(p)) == pytest.approx(want)
 

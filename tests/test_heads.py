@@ -1,4 +1,4 @@
-"""Tests of genesis_rna.heads against hand-written references."""
+"""Tests of genesis_rna.model.heads against hand-written references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from genesis_rna.heads import (
+from genesis_rna.model.heads import (
     ConvPool,
     MLMHead,
     MutationEffectHead,

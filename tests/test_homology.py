@@ -5,8 +5,8 @@ from argparse import Namespace
 import numpy as np
 import pytest
 
-from genesis_rna.homology import Template, TemplateLibrary, mix_with_prior, transfer_pairs
-from genesis_rna.structure import dotbracket_to_partners
+from genesis_rna.structure.homology import Template, TemplateLibrary, mix_with_prior, transfer_pairs
+from genesis_rna.structure.pairs import dotbracket_to_partners
 
 HAIRPIN = "GGGGAAACCCC"  # ((((...))))
 HAIRPIN_DB = "((((...))))"
@@ -88,8 +88,8 @@ def test_empty_library_is_a_clear_error():
 def test_template_method_copies_a_training_relative(tmp_path):
     """The eval method end to end on a toy fold: a test sequence whose exact copy is in train gets its pairs."""
     pytest.importorskip("RNA")
-    from genesis_rna.eval_benchmarks import _run_template, _run_vienna, score, vienna_cache
-    from genesis_rna.structure_model import PairExample
+    from genesis_rna.evaluate.archiveii import _run_template, _run_vienna, score, vienna_cache
+    from genesis_rna.structure.train import PairExample
 
     rng = np.random.default_rng(2)
     stem = "".join(rng.choice(list("ACGU"), 8))
@@ -110,8 +110,8 @@ def test_template_hybrid_mixes_into_a_trained_head(tmp_path):
     """``template_hybrid``: the same transfer, mixed into a genesis_hybrid head trained on the fold (tiny here):
     the exact relative still wins, and the head's training is recorded."""
     pytest.importorskip("RNA")
-    from genesis_rna.eval_benchmarks import _run_template, score, vienna_cache
-    from genesis_rna.structure_model import PairExample
+    from genesis_rna.evaluate.archiveii import _run_template, score, vienna_cache
+    from genesis_rna.structure.train import PairExample
 
     rng = np.random.default_rng(3)
     stem = "".join(rng.choice(list("ACGU"), 8))

@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from genesis_rna.data.batching import token_budget_batches
 from genesis_rna.errors import InputError
-from genesis_rna.inference import EmbeddingResult, token_budget_batches, window_owner, window_spans
 from genesis_rna.io.embeddings import EmbeddingWriter, read_embeddings
+from genesis_rna.model.embed import EmbeddingResult, window_owner, window_spans
 
 
 @given(st.lists(st.integers(1, 3000), min_size=1, max_size=60), st.integers(64, 8192))

@@ -78,7 +78,7 @@ _IUPAC = set("RYKMSWBDHV")
 
 
 def ref_normalise(raw: str) -> str:
-    """DESIGN.md's normalisation, written out per character: upper case, T->U, IUPAC->N, gaps dropped."""
+    """docs/architecture.md's normalisation, written out per character: upper case, T->U, IUPAC->N, gaps dropped."""
     out = []
     for c in raw.upper():
         if c in "-.~" or c.isspace():

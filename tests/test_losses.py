@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from genesis_rna.config import TrainingConfig
 from genesis_rna.errors import GenesisRNAError, InputError
-from genesis_rna.losses import (
+from genesis_rna.training.losses import (
     LossOutput,
     MultiTaskLoss,
     mlm_accuracy,

@@ -1,4 +1,4 @@
-"""Tests of genesis_rna.model against independent references (hand-written attention, rotary by complex numbers,
+"""Tests of genesis_rna.model.encoder against independent references (hand-written attention, rotary by complex numbers,
 parameter counts by formula), plus padding invariance, precision, checkpointing and input validation."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 
 from genesis_rna.config import GenesisRNAConfig
 from genesis_rna.errors import GenesisRNAError, InputError
-from genesis_rna.model import (
-    GenesisRNAModel,
+from genesis_rna.model.encoder import GenesisRNAModel
+from genesis_rna.model.layers import (
     MultiHeadSelfAttention,
     RotaryEmbedding,
     key_padding_mask,

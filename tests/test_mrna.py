@@ -10,8 +10,8 @@ import RNA
 from Bio.Data import CodonTable
 from Bio.Seq import Seq
 
-from genesis_rna import mrna
 from genesis_rna.cli import main
+from genesis_rna.design import mrna
 from genesis_rna.errors import InputError
 
 INSULIN = "MALWMRLLPLLALLALWGPDPAAAFVNQHLCGSHLVEALYLVCGERGFFYTPKTRREAEDLQVGQVELGGGPGAGSLQPLALEGSLQKRGIVEQCCTSICSLYQLENYCN"

@@ -1,7 +1,7 @@
-"""Tests of zero-shot mutation scoring (genesis_rna.mutations) and ``genesis-rna score-mutations``.
+"""Tests of zero-shot mutation scoring (genesis_rna.design.mutations) and ``genesis-rna score-mutations``.
 
 Independent references: variants applied to the wild type by hand (strings written out here); masked-marginal
-scores recomputed from direct forwards of the model on ``[CLS] ... [MASK] ... [SEP]`` built from DESIGN.md's fixed
+scores recomputed from direct forwards of the model on ``[CLS] ... [MASK] ... [SEP]`` built from docs/architecture.md's fixed
 token ids and ``torch.log_softmax``; the CSV output read back with the csv module.
 """
 
@@ -15,18 +15,16 @@ import pytest
 import torch
 
 from genesis_rna.cli import main
-from genesis_rna.errors import InputError
-from genesis_rna.mutations import (
+from genesis_rna.design.mutations import masked_log_probs, scan, score_variants
+from genesis_rna.design.variants import (
     Substitution,
     apply_variant,
-    masked_log_probs,
     parse_variant,
     read_variants,
     saturation_variants,
-    scan,
-    score_variants,
     substitutions_between,
 )
+from genesis_rna.errors import InputError
 from genesis_rna.pretrained import random_model
 
 TOKEN_IDS = {"A": 4, "C": 5, "G": 6, "U": 7, "N": 8}

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from genesis_rna import cli
-from genesis_rna.finetune_data import ColumnSpec
-from genesis_rna.predict import predict_file
+from genesis_rna.finetune.data import ColumnSpec
+from genesis_rna.finetune.model_dir import load_finetuned
+from genesis_rna.finetune.predict import predict_file
+from genesis_rna.finetune.trainer import FinetuneConfig, build_encoder, finetune, load_task_data
 from genesis_rna.tokenization import RNATokenizer
-from genesis_rna.train_finetune import FinetuneConfig, build_encoder, finetune, load_finetuned, load_task_data
 
 
 def _write_csv(path: Path, n: int = 120, seed: int = 0) -> None:

@@ -15,16 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genesis_rna.data import ShardStore
+from genesis_rna.data.format import SPLITS
+from genesis_rna.data.preprocess import preprocess
+from genesis_rna.data.sources import iter_trnascan_ss
+from genesis_rna.data.splits import DigestSet, assign_family_splits, assign_record_splits
+from genesis_rna.data.store import ShardStore
 from genesis_rna.errors import InputError
-from genesis_rna.preprocess import (
-    SPLITS,
-    DigestSet,
-    assign_family_splits,
-    assign_record_splits,
-    iter_trnascan_ss,
-    preprocess,
-)
 
 RNA = pytest.importorskip("RNA")
 
@@ -236,12 +232,12 @@ def test_worker_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, genesis_rna.preprocess as p; p.process_chunk([('GGGAAACCC', None, True)]); " \
+    code = "import sys, genesis_rna.data.preprocess as p; p.process_chunk([('GGGAAACCC', None, True)]); " \
            "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    from genesis_rna.preprocess import NUCLEOTIDE_IDS
     from genesis_rna.tokenization import NUCLEOTIDE_IDS as TOKENIZER_IDS
+    from genesis_rna.vocab import NUCLEOTIDE_IDS
 
     assert NUCLEOTIDE_IDS == TOKENIZER_IDS
 
@@ -368,7 +364,8 @@ def test_existing_output_and_bad_options(tmp_path):
 def test_cli_argument_helpers(tmp_path):
     import argparse
 
-    from genesis_rna.preprocess import add_arguments, run_from_args
+    from genesis_rna.cli.training import add_preprocess_arguments as add_arguments
+    from genesis_rna.cli.training import run_preprocess_args as run_from_args
 
     fa = write(tmp_path / "in.fa", FASTA)
     parser = add_arguments(argparse.ArgumentParser())

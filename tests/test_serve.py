@@ -26,7 +26,7 @@ httpx = pytest.importorskip("httpx")
 torch = pytest.importorskip("torch")
 
 from genesis_rna import pretrained  # noqa: E402
-from genesis_rna.serve import BackgroundServer, Limits, Overloaded, WorkQueue, create_app  # noqa: E402
+from genesis_rna.serve.app import BackgroundServer, Limits, Overloaded, WorkQueue, create_app  # noqa: E402
 from genesis_rna.tokenization import CLS_ID, MASK_ID, NUCLEOTIDE_IDS, SEP_ID  # noqa: E402
 
 SEQ = "GGGGCUAUAGCUCAGCUGGGAGAGCGCUUGCAUGGCAUGCAAGAGGUCAGCGGUUCGAUCCCGCUUAGCUCCACCA"  # tRNA-Phe
@@ -78,7 +78,7 @@ def test_fold_matches_viennarna_and_round_trips_through_ct_dbn(server, tmp_path)
     import RNA
 
     from genesis_rna.io import read_ct, read_dbn
-    from genesis_rna.structure import dotbracket_to_partners
+    from genesis_rna.structure.pairs import dotbracket_to_partners
 
     r = server.client.post("/fold", json={"id": "tRNA", "sequence": SEQ.replace("U", "T").lower(),
                                           "method": "viennarna-mfe"})
@@ -119,9 +119,9 @@ def test_fold_matches_viennarna_and_round_trips_through_ct_dbn(server, tmp_path)
 def test_fold_auto_uses_the_library_predictor_and_gives_a_valid_structure(server):
     import RNA
 
-    from genesis_rna.structure import partners_to_dotbracket, validate_partners
+    from genesis_rna.structure.pairs import partners_to_dotbracket, validate_partners
 
-    fold = pytest.importorskip("genesis_rna.fold")
+    fold = pytest.importorskip("genesis_rna.structure.decode")
     data = server.client.post("/fold", json={"sequence": SEQ}).json()
     info = server.client.get("/models").json()["fold"]
     assert data["method"] != "viennarna-mfe" and info
@@ -200,7 +200,7 @@ def test_attention_maps_match_the_model(server, model):
 
 
 def test_score_mutations_is_the_masked_marginal_computed_by_hand(server, model):
-    pytest.importorskip("genesis_rna.mutations")
+    pytest.importorskip("genesis_rna.design.mutations")
     seq = SEQ[:30]
     r = server.client.post("/score-mutations", json={"sequence": seq, "variants": ["G1A", "C5U:A7G"]})
     assert r.status_code == 200, r.text
@@ -232,7 +232,7 @@ def test_design_answers_or_says_it_is_not_available(server):
     target = "((((((....))))))"
     r = server.client.post("/design", json={"structure": target, "n": 2, "seed": 1})
     if r.status_code == 501:
-        assert "genesis_rna.design" in r.json()["detail"]
+        assert "genesis_rna.design.inverse" in r.json()["detail"]
         return
     assert r.status_code == 200, r.text
     designs = r.json()["designs"]
@@ -267,7 +267,7 @@ BAD_BODIES = {
 @pytest.mark.parametrize("path", ["/fold", "/attention", "/score-mutations"])
 def test_bad_input_is_a_one_line_4xx_and_the_server_stays_up(server, path, name):
     if path == "/score-mutations":
-        pytest.importorskip("genesis_rna.mutations")
+        pytest.importorskip("genesis_rna.design.mutations")
     r = server.client.post(path, content=BAD_BODIES[name], headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     detail = r.json()["detail"]
@@ -353,7 +353,7 @@ def test_web_page_and_assets_are_served(server):
 
 
 def test_agent_tools_follow_the_openapi_schema(server):
-    from genesis_rna.agent_tools import APITools
+    from genesis_rna.serve.agent_tools import APITools
 
     tools = APITools(server.url)
     specs = {t["name"]: t for t in tools.tools()}
@@ -440,5 +440,5 @@ def test_schemathesis_fuzz_long(server):
 
 
 def test_shipped_web_files_exist_in_the_package():
-    web = Path(__import__("genesis_rna").__file__).parent / "web"
+    web = Path(__import__("genesis_rna").__file__).parent / "serve" / "web"
     assert {p.name for p in web.iterdir()} >= {"index.html", "app.js", "style.css"}

@@ -1,4 +1,4 @@
-"""Tests of genesis_rna.structure against hand-written answers, brute force and ViennaRNA."""
+"""Tests of genesis_rna.structure.pairs against hand-written answers, brute force and ViennaRNA."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genesis_rna.errors import InputError, StructureError
-from genesis_rna.structure import (
+from genesis_rna.structure.pairs import (
     BULGE,
     HAIRPIN,
-    IGNORE_INDEX,
     LOOP,
     NONE,
     STEM,
@@ -35,6 +34,7 @@ from genesis_rna.structure import (
     validate_partners,
     wuss_to_partners,
 )
+from genesis_rna.vocab import IGNORE_INDEX
 
 # ------------------------------------------------------------------------------------------------------------
 # strategies and independent references

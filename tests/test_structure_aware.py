@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from genesis_rna.config import GenesisRNAConfig
-from genesis_rna.data import RNAPretrainDataset, ShardStore, collate_pretrain
-from genesis_rna.heads import PAIRING_CHANNELS, pairing_features
-from genesis_rna.model import GenesisRNAModel
-from genesis_rna.preprocess import SOFT_PAIR_MIN_PROB, fold_soft_pairs, preprocess
+from genesis_rna.data.dataset import RNAPretrainDataset, collate_pretrain
+from genesis_rna.data.format import SOFT_PAIR_MIN_PROB
+from genesis_rna.data.preprocess import fold_soft_pairs, preprocess
+from genesis_rna.data.store import ShardStore
+from genesis_rna.model.encoder import GenesisRNAModel
+from genesis_rna.model.heads import PAIRING_CHANNELS, pairing_features
 from genesis_rna.tokenization import RNATokenizer
 
 RNA = pytest.importorskip("RNA")

@@ -15,16 +15,15 @@ import pytest
 import torch
 
 from genesis_rna.errors import CheckpointError
-from genesis_rna.structure import dotbracket_to_partners, pair_metrics
-from genesis_rna.structure_model import (
-    PairExample,
+from genesis_rna.structure.model import (
     build_structure_model,
     load_structure_model,
     predict_proba,
     save_structure_model,
-    train_structure_model,
-    vienna_prior,
 )
+from genesis_rna.structure.pairs import dotbracket_to_partners, pair_metrics
+from genesis_rna.structure.train import PairExample, train_structure_model
+from genesis_rna.structure.vienna import vienna_prior
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEQ = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
@@ -150,7 +149,7 @@ def test_onehot_head_learns_synthetic_stems():
 def test_archiveii_loader_agrees_with_dotbracket_column():
     import csv
 
-    from genesis_rna.eval_benchmarks import load_archiveii, load_split
+    from genesis_rna.evaluate.archiveii import load_archiveii, load_split
 
     ex = load_archiveii(DATA / "structure/archiveII_csv")
     assert len(ex) == 3864
@@ -192,8 +191,9 @@ def test_heads_without_the_prior_never_fold_with_vienna(tmp_path, monkeypatch):
     all of ArchiveII), and score it on the held-out family; a Vienna method still fills the cache."""
     import argparse
 
-    from genesis_rna import eval_benchmarks as eb
-    from genesis_rna import structure_model as sm
+    from genesis_rna.cli.evaluate import add_evaluate_arguments
+    from genesis_rna.evaluate import archiveii as eb
+    from genesis_rna.structure import vienna as sm
 
     _tiny_archiveii(tmp_path, np.random.default_rng(1))
 
@@ -202,7 +202,7 @@ def test_heads_without_the_prior_never_fold_with_vienna(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sm, "vienna_partition", no_vienna)
     p = argparse.ArgumentParser()
-    eb.add_arguments(p)
+    add_evaluate_arguments(p)
     args = p.parse_args(["archiveii", "--data", str(tmp_path), "--output", str(tmp_path / "out"), "--methods",
                          "onehot", "--epochs", "1", "--steps-per-epoch", "4", "--max-train-len", "40",
                          "--channels", "4"])
@@ -223,7 +223,7 @@ def test_heads_without_the_prior_never_fold_with_vienna(tmp_path, monkeypatch):
 def test_family_holdout_plan_never_validates_on_a_trained_family():
     """Each member of the inner leave-one-family-out plan validates on one whole family it did not train on,
     members hold out different families (largest first), the fold's test family is in no member, caps hold."""
-    from genesis_rna.eval_benchmarks import family_holdout_plan, family_of, load_split
+    from genesis_rna.evaluate.archiveii import family_holdout_plan, family_of, load_split
 
     folds = load_split(DATA / "structure/archiveII_csv", "famfold")
     for name, parts in folds.items():
@@ -245,12 +245,13 @@ def test_family_holdout_plan_never_validates_on_a_trained_family():
 def test_family_ensemble_runs_end_to_end_and_refuses_what_it_cannot_do(tmp_path):
     import argparse
 
-    from genesis_rna import eval_benchmarks as eb
+    from genesis_rna.cli.evaluate import add_evaluate_arguments
     from genesis_rna.errors import InputError
+    from genesis_rna.evaluate import archiveii as eb
 
     _tiny_archiveii(tmp_path, np.random.default_rng(2), families=("tRNA", "5s", "srp"))
     p = argparse.ArgumentParser()
-    eb.add_arguments(p)
+    add_evaluate_arguments(p)
     base = ["archiveii", "--data", str(tmp_path), "--methods", "vienna_head", "--epochs", "1",
             "--steps-per-epoch", "3", "--max-train-len", "40", "--channels", "4", "--valid-from", "family",
             "--members", "2", "--folds", "tRNA"]

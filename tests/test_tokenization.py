@@ -1,4 +1,4 @@
-"""Tokeniser and masking, checked against the fixed vocabulary of DESIGN.md and binomial statistics."""
+"""Tokeniser and masking, checked against the fixed vocabulary of docs/architecture.md and binomial statistics."""
 
 import math
 

@@ -25,11 +25,13 @@ from safetensors.torch import load_file
 
 from genesis_rna.ast import ASTSampleSelector
 from genesis_rna.config import GenesisRNAConfig, TrainingConfig
-from genesis_rna.data import pretrain_dataloader
-from genesis_rna.flops import FlopMeter, analytic_step_flops
-from genesis_rna.losses import MultiTaskLoss
-from genesis_rna.model import GenesisRNAModel
-from genesis_rna.training import ASTStep, dense_step_flops, lr_lambda, read_metrics, train
+from genesis_rna.data.loader import pretrain_dataloader
+from genesis_rna.model.encoder import GenesisRNAModel
+from genesis_rna.training.checkpoints import read_metrics
+from genesis_rna.training.flops import FlopMeter, analytic_step_flops
+from genesis_rna.training.loop import lr_lambda, train
+from genesis_rna.training.losses import MultiTaskLoss
+from genesis_rna.training.steps import ASTStep, dense_step_flops
 
 TINY = {"d_model": 32, "n_heads": 2, "n_layers": 2, "dim_ff": 64, "pair_head_dim": 16, "dropout": 0.1}
 
@@ -150,7 +152,7 @@ def test_infobatch_step_needs_no_scoring_forward_and_remembers_trained_losses(tm
 def test_token_dropping_matches_running_the_middle_blocks_on_the_kept_tokens_alone():
     """model(..., token_keep): kept tokens go through the middle blocks as a sequence of their own (at their
     original rotary positions), dropped tokens skip them and rejoin for the last block; all kept = plain forward."""
-    from genesis_rna.model import key_padding_mask
+    from genesis_rna.model.layers import key_padding_mask
 
     torch.manual_seed(0)
     model = GenesisRNAModel(GenesisRNAConfig(**{**TINY, "n_layers": 4, "dropout": 0.0}, max_len=40)).eval()
@@ -193,7 +195,7 @@ def test_token_dropping_without_a_middle_block_is_a_clear_error(n_layers):
 
 
 def test_token_ast_step_saves_middle_block_flops(tmp_path):
-    from genesis_rna.training import TokenASTStep, make_step_strategy
+    from genesis_rna.training.steps import TokenASTStep, make_step_strategy
 
     cfg = _cfg(tmp_path, use_ast=True, ast_strategy="tokens", ast_target_activation=0.4, batch_size=16)
     step = make_step_strategy(cfg)
@@ -319,8 +321,22 @@ def _pretrain_cmd(out: Path, *extra: str) -> list[str]:
             "--device", "cpu", "--eval_every", "0", "--log_every", "5", "--quiet", *extra]
 
 
+def test_pretrain_flags_take_dashes_too():
+    """``--output-dir`` (as every other command spells flags) is ``--output_dir`` (the TrainingConfig field)."""
+    import argparse
+
+    from genesis_rna.cli.training import add_pretrain_arguments, config_from_args
+
+    parser = add_pretrain_arguments(argparse.ArgumentParser())
+    under = parser.parse_args(["--output_dir", "x", "--max_steps", "3", "--use_ast", "--no_resume"])
+    dashed = parser.parse_args(["--output-dir", "x", "--max-steps", "3", "--use-ast", "--no-resume"])
+    assert vars(under) == vars(dashed)
+    assert config_from_args(dashed).output_dir == "x" and dashed.no_resume
+
+
 def test_pretrain_flags_and_config_precedence(tmp_path):
-    from genesis_rna.train_pretrain import add_arguments, config_from_args
+    from genesis_rna.cli.training import add_pretrain_arguments as add_arguments
+    from genesis_rna.cli.training import config_from_args
 
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("batch_size: 7\nlearning_rate: 1e-3\nuse_ast: true\n")
@@ -393,7 +409,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
 DDP_SCRIPT = '''
 import sys, torch, torch.distributed as dist
 from safetensors.torch import save_file
-from genesis_rna import training, train_pretrain
+from genesis_rna.training import loop as training, pretrain as train_pretrain
 from genesis_rna.config import TrainingConfig
 
 captured = {}
@@ -473,8 +489,8 @@ def test_small_model_learns_on_held_out_rfam_families(tmp_path):
     at steps 100 / 200 / 300 against an entropy of 1.385 nats; this lighter setting keeps the margin."""
     if not RFAM_SEED.exists():
         pytest.skip(f"real data not found at {RFAM_SEED}")
-    from genesis_rna.preprocess import preprocess
-    from genesis_rna.train_pretrain import run
+    from genesis_rna.data.preprocess import preprocess
+    from genesis_rna.training.pretrain import run
 
     store = tmp_path / "store"
     preprocess([_rfam_slice(tmp_path / "slice.sto", 400)], store, split=(0.8, 0.1, 0.1), progress=False)

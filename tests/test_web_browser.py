@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from genesis_rna import pretrained  # noqa: E402
-from genesis_rna.serve import BackgroundServer, create_app  # noqa: E402
+from genesis_rna.serve.app import BackgroundServer, create_app  # noqa: E402
 
 SEQ = "GGGGCUAUAGCUCAGCUGGGAGAGCGCUUGCAUGGCAUGCAAGAGGUCAGCGGUUCGAUCCCGCUUAGCUCCACCA"  # tRNA-Phe, 76 nt
 FASTA = f">tRNA-Phe yeast\n{SEQ[:40]}\n{SEQ[40:]}\n>hairpin\nGGGGAAAACCCC\n>other\nACGUACGUAGCUAGCUAGGAUCGA\n"
@@ -86,7 +86,7 @@ def test_paste_fasta_shows_structure_heatmap_attention_and_pca(browser, page_url
     upper = np.triu_indices(len(SEQ), 1)
     np.testing.assert_allclose(255 - red[upper], np.round(np.clip(prob[upper], 0, 1) * 225), atol=1.01)
 
-    # the server's own predictor (genesis_rna.fold) draws a structure of the same length
+    # the server's own predictor (genesis_rna.structure.fold) draws a structure of the same length
     page.select_option("#fold-choice", "auto")
     page.wait_for_function("!document.getElementById('fold-method').textContent.startsWith('viennarna-mfe')")
     page.wait_for_function(f"document.querySelectorAll('#structure circle.nt').length === {len(SEQ)}")
@@ -133,7 +133,7 @@ def test_bad_input_shows_the_servers_one_line_message(browser, page_url):
 
 
 def test_mutation_scan_from_the_page(browser, page_url):
-    pytest.importorskip("genesis_rna.mutations")
+    pytest.importorskip("genesis_rna.design.mutations")
     page = browser.new_page()
     page.goto(page_url + "/")
     page.fill("#fasta", ">hp\nGGGGAAAACCCC\n")
@@ -158,7 +158,7 @@ def test_mutation_scan_from_the_page(browser, page_url):
 def test_design_from_the_page(browser, page_url):
     import RNA
 
-    pytest.importorskip("genesis_rna.design")
+    pytest.importorskip("genesis_rna.design.inverse")
     page = browser.new_page()
     page.goto(page_url + "/")
     page.fill("#design-structure", "((((((....))))))")

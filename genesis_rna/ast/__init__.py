@@ -26,14 +26,12 @@ from .strategies import (
     importance_from_outputs,
     register_strategy,
 )
-from .strategies import (
-    RandomScoredStrategy as RandomScoredStrategy,
-)
+from .strategies import RandomScoredStrategy as RandomScoredStrategy
 from .sundew import INSTALL_COMMAND, ASTBackendUnavailableError, SundewSelector, sundew_available
 from .tokens import TokenSelector as TokenSelector
 
 # InfoBatchSelector, TokenSelector and RandomScoredStrategy are importable from here but kept out of __all__,
-# which genesis_rna.ast_wrapper mirrors name for name (reach them through make_selector by name).
+# which genesis_rna.ast mirrors name for name (reach them through make_selector by name).
 __all__ = [
     "PIController", "ASTSampleSelector", "SundewSelector", "make_selector", "SelectionResult",
     "selector_from_training_config", "selector_names", "importance_from_outputs", "SelectionStrategy",

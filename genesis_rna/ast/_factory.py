@@ -24,7 +24,7 @@ def make_selector(name: str, **kwargs: Any) -> ASTSampleSelector | SundewSelecto
     """``"loss"``, ``"entropy"``, ``"random"``, ``"random_scored"`` (and any registered strategy) give an
     :class:`ASTSampleSelector` built with ``kwargs``; ``"infobatch"`` an :class:`InfoBatchSelector`; ``"sundew"``
     a :class:`SundewSelector` (needs ``adaptive-sparse-training``); ``"tokens"`` a :class:`TokenSelector`
-    (token-level AST: the training loop then uses :class:`~genesis_rna.training.TokenASTStep`)."""
+    (token-level AST: the training loop then uses :class:`~genesis_rna.training.steps.TokenASTStep`)."""
     if name == "sundew":
         return SundewSelector(**kwargs)
     if name == "infobatch":

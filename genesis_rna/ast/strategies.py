@@ -22,9 +22,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, InputError
-from ..tokenization import CLS_ID, PAD_ID, SEP_ID
-
-IGNORE_INDEX = -100
+from ..vocab import CLS_ID, IGNORE_INDEX, PAD_ID, SEP_ID
 
 STRATEGIES: dict[str, type[SelectionStrategy]] = {}
 

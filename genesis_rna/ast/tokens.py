@@ -2,7 +2,7 @@
 
 Every sample stays in the batch; inside it, the tokens that carry no masked-nucleotide target are the ones
 that teach least (their MLM loss is not even computed), so most of them skip the middle blocks of the encoder
-and rejoin, unchanged, for the last blocks (:meth:`genesis_rna.model.GenesisRNAEncoder.forward`,
+and rejoin, unchanged, for the last blocks (:meth:`genesis_rna.model.encoder.GenesisRNAEncoder.forward`,
 ``token_keep``). Masked tokens and ``[CLS]``/``[SEP]`` are always kept; among the other real tokens a uniformly
 random share is kept, with the :class:`~genesis_rna.ast.controller.PIController` moving the quantile threshold so
 that the kept fraction of real tokens tracks ``target_activation``. There is no scoring forward: the choice is
@@ -19,10 +19,8 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from ..tokenization import CLS_ID, PAD_ID, SEP_ID
+from ..vocab import CLS_ID, IGNORE_INDEX, PAD_ID, SEP_ID
 from .controller import PIController
-
-IGNORE_INDEX = -100
 
 
 class TokenSelector:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError, StructureError
-from .structure import dotbracket_to_partners
+from ..errors import InputError, StructureError
+from ..structure.pairs import dotbracket_to_partners
 
 PAIRS = ("GC", "CG", "AU", "UA", "GU", "UG")
 PAIR_PRIOR = np.array([0.3, 0.3, 0.15, 0.15, 0.05, 0.05])
@@ -86,7 +86,7 @@ def parse_target(structure: str, record: str | None = None) -> np.ndarray:
 def read_targets(path: str | os.PathLike) -> list[tuple[str, str]]:
     """``(id, structure)`` from a file: one dot-bracket per line, optionally ``id structure``, or ``>id`` lines
     before each structure (a dot-bracket FASTA); ``#`` comments and blank lines skipped."""
-    from .io._text import numbered_lines
+    from ..io._text import numbered_lines
 
     out: list[tuple[str, str]] = []
     pending: str | None = None
@@ -331,7 +331,7 @@ def write_designs(designs: Sequence[Design], path: str | os.PathLike) -> None:
     """FASTA (``key=value`` report in each header) or, for a ``.csv`` name, a CSV; written atomically."""
     import csv
 
-    from .io._text import open_output, strip_gz
+    from ..io._text import open_output, strip_gz
 
     fields = ["id", "sequence", "target", "mfe_structure", "mfe", "solved", "ensemble_defect", "gc_content",
               "pseudo_log_likelihood", "iterations", "time_s"]

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import ConfigError, FormatError, SequenceError
-from .tokenization import normalise
+from ..errors import ConfigError, FormatError, SequenceError
+from ..vocab import normalise
 
 __all__ = [
     "GENETIC_CODE", "ORGANISMS", "CodonUsage", "MRNADesign", "load_codon_usage", "cai", "gc_content", "mfe",
@@ -430,7 +430,7 @@ def lm_pseudo_log_likelihood(model, sequences: Sequence[str], *, stride: int = 8
     """
     import torch
 
-    from .tokenization import CLS_ID, MASK_ID, NUCLEOTIDE_IDS, SEP_ID
+    from ..vocab import CLS_ID, MASK_ID, NUCLEOTIDE_IDS, SEP_ID
 
     if stride < 1:
         raise ConfigError("stride must be >= 1")
@@ -472,7 +472,7 @@ def read_proteins(*, protein: str | None = None, cds: str | os.PathLike | None =
 
     Every problem is an :class:`~genesis_rna.errors.InputError` naming the file and record.
     """
-    from .io import read_fasta
+    from ..io import read_fasta
 
     if (protein is None) == (cds is None):
         raise ConfigError("give a protein (sequence or FASTA file) or a CDS FASTA file, not both or neither")
@@ -505,8 +505,8 @@ def write_designs(designs: Sequence[MRNADesign], output: str | os.PathLike, summ
     """FASTA of the mRNAs (metrics in the headers) and a TSV (or CSV, by extension) summary, both atomic."""
     import csv
 
-    from ._fileutil import atomic_write
-    from .io import write_fasta
+    from .._fileutil import atomic_write
+    from ..io import write_fasta
 
     write_fasta([(d.id, d.mrna, d.header(lam)) for d in designs], output)
     delimiter = "," if os.fspath(summary).lower().endswith(".csv") else "\t"

@@ -11,7 +11,7 @@ on the other 8: the honest test of generalisation) and ``kfold`` (5 random folds
 * ``genesis_hybrid``: frozen encoder features plus the ViennaRNA prior channels;
 * ``vienna_head``: the head on one-hot + ViennaRNA prior channels (the hybrid without the language model);
 * ``genesis_finetune``: the hybrid with the encoder trained too;
-* ``template``: homology baseline (:mod:`genesis_rna.homology`): align to the most similar training sequence and
+* ``template``: homology baseline (:mod:`genesis_rna.structure.homology`): align to the most similar training sequence and
   copy its pairs, mixed with ViennaRNA's bpp; below an identity cut, ViennaRNA alone. Cut, mixing weight and
   threshold are tuned on the fold's valid set. No language model: it measures how much a split rewards having
   seen a relative's structure;
@@ -21,7 +21,7 @@ on the other 8: the honest test of generalisation) and ``kfold`` (5 random folds
   fold). The shipped default was trained on Rfam families other than all 34 of ArchiveII's kinds, so it has
   seen none of the nine held-out families: for family-fold this is stricter than training on the other 8.
 
-Scores are exact-pair F1 (per-sequence mean, :func:`genesis_rna.structure.pair_metrics`) and the +-1 flexible
+Scores are exact-pair F1 (per-sequence mean, :func:`genesis_rna.structure.pairs.pair_metrics`) and the +-1 flexible
 F1 in its own column; per family and the mean over the fold's test set. Each (split, fold, method) result is a
 JSON file under ``OUTPUT/folds``; a rerun skips finished ones, so an interrupted run resumes. ``results.json`` and
 ``results.md`` summarise everything finished so far. ViennaRNA folds of all 3,864 sequences are cached once
@@ -41,12 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._fileutil import safe_filename
-from .errors import InputError
+from .._fileutil import safe_filename
+from ..errors import InputError
 
 __all__ = ["load_archiveii", "load_split", "vienna_cache", "run_archiveii", "METHODS", "ANCHORS"]
 
-ARCHIVEII_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "structure" / "archiveII_csv"
 METHODS = ("vienna_mfe", "vienna_mea", "vienna_bpp", "onehot", "vienna_head", "genesis_frozen", "genesis_hybrid",
            "genesis_finetune", "fold_model", "template", "template_hybrid")
 LEARNED = {"onehot": dict(encoder=False, vienna=False), "vienna_head": dict(encoder=False, vienna=True),
@@ -63,12 +62,12 @@ def family_of(record_id: str) -> str:
     return record_id.split("_", 1)[0]
 
 
-def load_archiveii(directory: str | os.PathLike = ARCHIVEII_DIR) -> dict:
+def load_archiveii(directory: str | os.PathLike) -> dict:
     """``{id: PairExample}`` from ``ArchiveII.csv`` (1-based ``base_pairs``), sequences normalised to ACGU(N)."""
     import csv
 
-    from .structure import pairs_to_partners
-    from .structure_model import PairExample
+    from ..structure.pairs import pairs_to_partners
+    from ..structure.train import PairExample
 
     path = Path(directory) / "ArchiveII.csv"
     if not path.is_file():
@@ -121,8 +120,8 @@ def vienna_cache(examples: dict, cache_dir: str | os.PathLike, ids: Sequence[str
     """Fold every sequence with ViennaRNA once: ``<id>.npz`` with sparse bpp, MFE and MEA partner arrays."""
     import RNA
 
-    from ._fileutil import atomic_path
-    from .structure_model import vienna_partition
+    from .._fileutil import atomic_path
+    from ..structure.vienna import vienna_partition
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -161,7 +160,7 @@ def read_vienna(cache_dir: str | os.PathLike, rid: str, length: int) -> dict:
 # ----------------------------------------------------------------------------------------------- scoring
 def score(preds: dict[str, np.ndarray], examples: dict) -> dict:
     """Per-family and overall per-sequence mean exact and flexible F1 (plus precision/recall)."""
-    from .structure import pair_metrics, pair_metrics_flexible
+    from ..structure.pairs import pair_metrics, pair_metrics_flexible
 
     rows = []
     for rid, pred in preds.items():
@@ -206,14 +205,14 @@ def _with_priors(examples: dict, ids: Sequence[str], cache: Path, vienna: bool =
 
 def _run_vienna(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
     """Vienna baselines: no training; ``vienna_bpp`` tunes its decoding threshold on (part of) the valid set."""
-    from .fold import decode
+    from ..structure.decode import decode
 
     preds, info = {}, {}
     if method in ("vienna_mfe", "vienna_mea"):
         for rid in test_ids:
             preds[rid] = read_vienna(cache, rid, len(examples[rid].sequence))[method.split("_")[1]]
         return {"preds": preds, "info": info}
-    from .structure import pair_metrics
+    from ..structure.pairs import pair_metrics
 
     valid = _subset(fold["valid"], args.max_valid, args.seed)
     grid = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -234,8 +233,8 @@ def _run_fold_model(method: str, fold: dict, examples: dict, cache: Path, test_i
     """A trained structure model directory (``--fold-model``), no training: predict and MEA-decode."""
     import torch
 
-    from .fold import decode
-    from .structure_model import load_structure_model, predict_proba
+    from ..structure.decode import decode
+    from ..structure.model import load_structure_model, predict_proba
 
     if not args.fold_model:
         raise InputError("method fold_model needs --fold-model DIR (a structure model directory or name)")
@@ -256,8 +255,8 @@ def _run_learned(method: str, fold: dict, examples: dict, cache: Path, test_ids:
     hold out one whole training family for early stopping and the threshold (:func:`family_holdout_plan`)."""
     import torch
 
-    from .fold import decode
-    from .structure_model import predict_proba
+    from ..structure.decode import decode
+    from ..structure.model import predict_proba
 
     spec = LEARNED[method]
     if getattr(args, "valid_from", "split") == "family":
@@ -280,7 +279,8 @@ def _train_head(method: str, train: list, valid: list, args, seed: int) -> tuple
     """Build the ``method``'s structure model and train it; returns ``(model, training info)``."""
     import torch
 
-    from .structure_model import build_structure_model, train_structure_model
+    from ..structure.model import build_structure_model
+    from ..structure.train import train_structure_model
 
     spec = LEARNED[method]
     torch.manual_seed(seed)
@@ -324,8 +324,9 @@ def _run_family_ensemble(method: str, fold: dict, examples: dict, cache: Path, t
     the members' mean probability, decoded at the threshold with the best members' mean valid F1."""
     import torch
 
-    from .fold import decode
-    from .structure_model import evaluate_f1, predict_proba
+    from ..structure.decode import decode
+    from ..structure.model import predict_proba
+    from ..structure.train import evaluate_f1
 
     if args.split != "famfold":
         raise InputError("--valid-from family is for the famfold split (k-folds are not split by family)")
@@ -363,8 +364,8 @@ TEMPLATE_THRESHOLDS = (0.3, 0.5)
 def _template_decodes(library, ex, base: np.ndarray) -> tuple:
     """One sequence's best-template identity and its decoded structures for every (weight or None, threshold);
     ``base`` is the pair-probability matrix the template is mixed into (ViennaRNA's, or a trained head's)."""
-    from .fold import decode
-    from .homology import mix_with_prior
+    from ..structure.decode import decode
+    from ..structure.homology import mix_with_prior
 
     transferred, hit = library.predict(ex.sequence)
     out = {(None, t): decode(base, ex.sequence, threshold=t) for t in TEMPLATE_THRESHOLDS}
@@ -391,7 +392,7 @@ def _base_probabilities(method: str, fold: dict, examples: dict, cache: Path, ar
         return lambda rid: read_vienna(cache, rid, len(examples[rid].sequence))["bpp"], {}
     import torch
 
-    from .structure_model import predict_proba
+    from ..structure.model import predict_proba
 
     train = _with_priors(examples, _subset(fold["train"], args.max_train, args.seed), cache)
     valid = _with_priors(examples, _subset(fold["valid"], args.max_valid, args.seed), cache)
@@ -409,8 +410,8 @@ def _base_probabilities(method: str, fold: dict, examples: dict, cache: Path, ar
 def _run_template(method: str, fold: dict, examples: dict, cache: Path, test_ids: list[str], args) -> dict:
     """Homology transfer from the fold's training structures, mixed with ViennaRNA (``template``) or with a
     trained hybrid head (``template_hybrid``); identity cut, weight and threshold tuned on valid."""
-    from .homology import Template, TemplateLibrary
-    from .structure import pair_metrics
+    from ..structure.homology import Template, TemplateLibrary
+    from ..structure.pairs import pair_metrics
 
     base, head_info = _base_probabilities(method, fold, examples, cache, args)
     library = TemplateLibrary([Template(i, examples[i].sequence, examples[i].partner) for i in fold["train"]])
@@ -440,7 +441,7 @@ def _run_template(method: str, fold: dict, examples: dict, cache: Path, test_ids
 # ----------------------------------------------------------------------------------------------- driver
 def run_archiveii(args: argparse.Namespace) -> dict:
     """Run every (fold, method) not finished yet; write per-fold JSONs, ``results.json`` and ``results.md``."""
-    from ._fileutil import atomic_write
+    from .._fileutil import atomic_write
 
     out = Path(args.output)
     cache = Path(args.cache) if args.cache else out / "cache" / "vienna"
@@ -490,7 +491,7 @@ def run_archiveii(args: argparse.Namespace) -> dict:
 
 def summarise(out: Path) -> dict:
     """Collect every per-fold JSON under ``out/folds`` into ``results.json`` and ``results.md``."""
-    from ._fileutil import atomic_write
+    from .._fileutil import atomic_write
 
     recs = [json.loads(p.read_text()) for p in sorted((out / "folds").glob("*.json"))]
     table: dict = {}
@@ -556,60 +557,6 @@ def markdown(table: dict, families: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``evaluate`` parser: one sub-command per benchmark (``archiveii``, ``nrc``)."""
-    from . import eval_nrc
-
-    sub = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    add_archiveii_arguments(sub.add_parser(
-        "archiveii", help="secondary structure: ArchiveII family-fold and k-fold F1 (docs/structure.md)",
-        description="ArchiveII secondary-structure benchmark, resumable per (fold, method)."))
-    eval_nrc.add_arguments(sub.add_parser(
-        "nrc", help="nRC 13-class ncRNA classification accuracy (docs/finetune.md)",
-        description="nRC ncRNA classification benchmark, resumable per method."))
-
-
-def run_benchmark(args: argparse.Namespace) -> str:
-    """Run the benchmark ``args.benchmark`` names; returns its one-line summary."""
-    if args.benchmark == "nrc":
-        from . import eval_nrc
-
-        return eval_nrc.summary_line(eval_nrc.run_nrc(args))
-    return summary_line(run_archiveii(args))
-
-
-def add_archiveii_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=("famfold", "kfold"), default="famfold")
-    p.add_argument("--folds", nargs="+", default=None, help="fold names/numbers (default all)")
-    p.add_argument("--methods", nargs="+", default=["vienna_mfe", "vienna_mea", "vienna_bpp", "genesis_hybrid"],
-                   help=f"methods: {' '.join(METHODS)}")
-    p.add_argument("--output", "-o", required=True, help="output directory (resumable)")
-    p.add_argument("--data", default=str(ARCHIVEII_DIR), help="ArchiveII CSV directory")
-    p.add_argument("--cache", default=None, help="ViennaRNA cache directory (default OUTPUT/cache/vienna)")
-    p.add_argument("--encoder", default="genesis-rna-small", help="encoder name or directory for genesis_* methods")
-    p.add_argument("--fold-model", default=None, help="structure model directory/name for the fold_model method")
-    p.add_argument("--max-train", type=int, default=None, help="cap on training sequences per fold (seeded sample)")
-    p.add_argument("--max-valid", type=int, default=60, help="cap on validation sequences per fold (default 60)")
-    p.add_argument("--max-test", type=int, default=None, help="cap on test sequences per fold (seeded sample)")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--steps-per-epoch", type=int, default=500)
-    p.add_argument("--max-train-len", type=int, default=160, help="training crops of at most this many nt")
-    p.add_argument("--patience", type=int, default=2)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for test predictions")
-    p.add_argument("--vienna-params", choices=tuple(VIENNA_PARAMS), default="turner2004",
-                   help="ViennaRNA energy parameters for the baselines and the priors (default turner2004, "
-                        "RNAfold's; the others were fitted to known structures: see docs/structure.md)")
-    p.add_argument("--valid-from", choices=("split", "family"), default="split",
-                   help="learned heads' validation (early stopping, threshold): the split file's valid partition "
-                        "(default), or, for famfold, an ensemble whose members each hold out one training family")
-    p.add_argument("--members", type=int, default=4,
-                   help="--valid-from family: ensemble members = training families held out in turn (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", action="store_true", help="log every epoch to stderr")
-
-
 def summary_line(result: dict) -> str:
     parts = []
     for split, methods in result["table"].items():
@@ -618,19 +565,3 @@ def summary_line(result: dict) -> str:
     return "mean F1 over folds: " + (", ".join(parts) if parts else "nothing finished yet")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import GenesisRNAError
-
-    p = argparse.ArgumentParser(prog="python -m genesis_rna.eval_benchmarks", description=__doc__.split("\n")[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        print(run_benchmark(args))
-    except GenesisRNAError as exc:
-        print(f"genesis-rna: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 From one command (resumable; ``python -m genesis_rna.eval_benchmarks nrc`` is the same)::
 
-    genesis-rna evaluate nrc --methods kmer probe conv finetune --seeds 0 1 --output eval/nrc
+    genesis-rna evaluate nrc --data ../shared/data/classification/nrc --methods kmer probe conv finetune --seeds 0 1 --output eval/nrc
 
 writes one JSON per finished (method, seed) under ``eval/nrc/methods``, the fine-tuned model directories under
 ``eval/nrc/models``, cached embeddings under ``eval/nrc/cache``, and ``results.json`` + ``results.md`` (one row
@@ -46,12 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from ._fileutil import safe_filename
-from .download import file_digest
-from .errors import GenesisRNAError, InputError
-from .finetune_data import ColumnSpec, Example, load_examples
+from .._fileutil import safe_filename
+from ..download import file_digest
+from ..errors import GenesisRNAError, InputError
+from ..finetune.data import ColumnSpec, Example, load_examples
 
-NRC_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "classification" / "nrc"
 #: BEACON (Ren et al. 2024) nRC test accuracies; not measured here.
 ANCHORS = {"RNA-FM fine-tuned (BEACON)": 0.9681, "CNN (BEACON)": 0.8862}
 GOAL = 0.95
@@ -95,7 +94,7 @@ def linear_probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray
                  cs: Sequence[float] = DEFAULT_CS, folds: int = 5, seed: int = 0) -> dict[str, Any]:
     """Standardise, then multinomial logistic regression with C chosen by stratified k-fold CV on train."""
     LogisticRegression, GridSearchCV, StratifiedKFold, make_pipeline, StandardScaler = _sklearn()
-    from .train_finetune import accuracy, macro_f1
+    from ..finetune.metrics import accuracy, macro_f1
 
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     search = GridSearchCV(pipe, {"logisticregression__C": list(cs)}, cv=StratifiedKFold(folds, shuffle=True,
@@ -115,8 +114,8 @@ def mean_embeddings(model, sequences: Sequence[str], *, cache: str | os.PathLike
                     device: str = "auto", dtype: str = "auto", tokens_per_batch: int = 8192,
                     progress: bool = False) -> tuple[np.ndarray, float]:
     """``[N, d]`` last-layer mean embeddings (loaded from / saved to ``cache`` .npy) and the CPU seconds spent."""
-    from .inference import resolve_device, resolve_dtype
-    from .train_finetune import encoder_features
+    from ..finetune.heads import encoder_features
+    from ..model.device import resolve_device, resolve_dtype
 
     if cache and Path(cache).is_file():
         x = np.load(cache)
@@ -128,7 +127,7 @@ def mean_embeddings(model, sequences: Sequence[str], *, cache: str | os.PathLike
                              tokens_per_batch=tokens_per_batch, progress=progress)
     x = np.stack(feats).astype(np.float32)
     if cache:
-        from ._fileutil import atomic_path
+        from .._fileutil import atomic_path
 
         with atomic_path(cache, suffix=".npy") as tmp:
             np.save(tmp, x)
@@ -142,7 +141,7 @@ def subsample(examples: Sequence[Example], limit: int) -> list[Example]:
     return list(examples[:: max(1, len(examples) // limit)]) if limit else list(examples)
 
 
-def load_nrc(directory: str | os.PathLike = NRC_DIR, limit: int = 0) -> tuple[list[Example], list[Example]]:
+def load_nrc(directory: str | os.PathLike, limit: int = 0) -> tuple[list[Example], list[Example]]:
     """``(train, test)`` examples from ``DIRECTORY/train.fa`` and ``DIRECTORY/test.fa`` (``>ID CLASS`` headers).
 
     ``limit`` > 0 subsamples train to about ``limit`` and test to about ``limit // 2`` (:func:`subsample`).
@@ -165,7 +164,7 @@ def load_nrc(directory: str | os.PathLike = NRC_DIR, limit: int = 0) -> tuple[li
 def with_valid_split(train: Sequence[Example], valid_fraction: float = 0.1, seed: int = 0) -> list[Example]:
     """Copies of ``train`` (same order) with ``split`` set to ``train`` or ``valid``: the fixed seeded split
     (10 %, seed 0) that every nRC fine-tune early-stops on, whatever the training seed."""
-    from .finetune_data import assign_splits
+    from ..finetune.data import assign_splits
 
     train = [copy.copy(e) for e in train]
     for e in train:
@@ -193,7 +192,7 @@ def finetune_run(encoder, train: Sequence[Example], test: Sequence[Example], out
     Returns test accuracy and macro-F1, valid accuracy, best epoch, epochs run, CPU seconds of training, wall
     seconds and ``model_dir``.
     """
-    from .train_finetune import FinetuneConfig, finetune
+    from ..finetune.trainer import FinetuneConfig, finetune
 
     full = mode == "full"
     train = with_valid_split(train)
@@ -229,8 +228,8 @@ def ensemble_run(model_dirs: Sequence[str | os.PathLike], train: Sequence[Exampl
     :class:`~genesis_rna.errors.GenesisRNAError` otherwise). Returns members, test accuracy and macro-F1, valid
     accuracy and the CPU seconds spent predicting.
     """
-    from .predict import predict_sequences
-    from .train_finetune import classification_metrics
+    from ..finetune.metrics import classification_metrics
+    from ..finetune.predict import predict_sequences
 
     model_dirs = [os.fspath(d) for d in model_dirs]
     if not model_dirs:
@@ -262,29 +261,6 @@ def ensemble_run(model_dirs: Sequence[str | os.PathLike], train: Sequence[Exampl
 
 
 # ----------------------------------------------------------------------------------------------- the command
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``genesis-rna evaluate nrc`` (``python -m genesis_rna.eval_benchmarks nrc``)."""
-    p.add_argument("--output", "-o", required=True, metavar="DIR",
-                   help="output directory: methods/*.json (one per finished method and seed), models/, cache/, "
-                        "results.json, results.md; a rerun skips finished methods")
-    p.add_argument("--data", default=str(NRC_DIR), metavar="DIR", help="directory with train.fa and test.fa ('>ID CLASS' headers; "
-                   "default ../shared/data/classification/nrc)")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=["kmer", "probe"],
-                   help="kmer: k-mer (k=1..4) logistic regression; probe: linear probe on frozen mean embeddings; "
-                        "conv: conv-pooling head on frozen per-nucleotide rows; finetune: encoder + conv-pooling "
-                        "head (slow: ~46 min per seed on 2 CPU cores). Default: kmer probe")
-    p.add_argument("--encoder", default="genesis-rna-small", metavar="NAME_OR_DIR", help="encoder name or directory (default genesis-rna-small)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
-                   help="conv/finetune: one model per seed (default 0); with 2+ finetune seeds also the ensemble "
-                        "(equal-weight mean of the members' class probabilities)")
-    p.add_argument("--epochs", type=int, default=10, help="finetune epochs (default 10: the full recipe)")
-    p.add_argument("--encoder-lr", type=float, default=1e-4, help="finetune encoder learning rate (default 1e-4)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--limit", type=int, default=0, metavar="N",
-                   help="smoke runs: subsample train to about N and test to about N/2 (recorded; an OUTPUT holding "
-                        "results of another limit is refused)")
-    p.add_argument("--verbose", action="store_true", help="progress bars while embedding and training")
 
 
 def machine() -> str:
@@ -297,9 +273,7 @@ def machine() -> str:
 
 def command_line(args: argparse.Namespace) -> str:
     """The ``genesis-rna evaluate nrc`` command that reproduces ``args`` (defaults spelled out where they matter)."""
-    parts = ["genesis-rna", "evaluate", "nrc", "--output", os.fspath(args.output)]
-    if os.fspath(getattr(args, "data", NRC_DIR)) != str(NRC_DIR):
-        parts += ["--data", os.fspath(args.data)]
+    parts = ["genesis-rna", "evaluate", "nrc", "--output", os.fspath(args.output), "--data", os.fspath(args.data)]
     parts += ["--methods", *args.methods]
     if set(args.methods) - {"kmer"}:
         parts += ["--encoder", args.encoder]
@@ -354,7 +328,7 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
 
     ``args`` carries the options of :func:`add_arguments`. Returns :func:`summarise`'s results dict.
     """
-    from ._fileutil import atomic_write
+    from .._fileutil import atomic_write
 
     out = Path(args.output)
     methods = list(dict.fromkeys(args.methods))
@@ -367,7 +341,7 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
     if args.epochs < 1:
         raise InputError(f"--epochs must be at least 1, not {args.epochs}")
     device, verbose = getattr(args, "device", "auto"), bool(getattr(args, "verbose", False))
-    data_dir, limit = Path(getattr(args, "data", NRC_DIR)), int(getattr(args, "limit", 0) or 0)
+    data_dir, limit = Path(args.data), int(getattr(args, "limit", 0) or 0)
     train, test = load_nrc(data_dir, limit)
     data = {"limit": limit, "n_train": len(train), "n_test": len(test),
             "n_classes": len({e.target for e in train}), "train_sha256": file_digest(data_dir / "train.fa"),
@@ -398,7 +372,7 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
     if pending & {"kmer", "probe"}:
         _sklearn()  # fail before hours of embedding, not after
     if pending & {"probe", "conv", "finetune"}:
-        from . import pretrained
+        from .. import pretrained
 
         pretrained.resolve_model_dir(args.encoder)  # an unknown encoder: one line now
     y_train, y_test = [e.target for e in train], [e.target for e in test]
@@ -412,7 +386,7 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
             res = linear_probe(xtr, y_train, xte, y_test)
             sel, sel_name = res["cv_accuracy"], "5-fold CV"
         elif method == "probe":
-            from . import pretrained
+            from .. import pretrained
 
             model = pretrained.load(args.encoder)[0]
             enc_tag = hashlib.sha256(str(pretrained.resolve_model_dir(args.encoder).resolve()).encode()).hexdigest()
@@ -425,7 +399,7 @@ def run_nrc(args: argparse.Namespace) -> dict[str, Any]:
                    "embeddings_from_cache": s1 + s2 == 0}
             sel, sel_name = res["cv_accuracy"], "5-fold CV"
         elif method in ("conv", "finetune"):
-            from . import pretrained
+            from .. import pretrained
 
             model = pretrained.load(args.encoder)[0]  # fresh per seed: a full fine-tune changes it in place
             full = method == "finetune"
@@ -477,7 +451,7 @@ def _notes(rec: dict) -> str:
 
 def summarise(out: str | os.PathLike) -> dict[str, Any]:
     """Collect every ``OUTPUT/methods/*.json`` into ``results.json`` and ``results.md``; returns the results."""
-    from ._fileutil import atomic_write
+    from .._fileutil import atomic_write
 
     out = Path(out)
     recs = [_read_record(p) for p in sorted((out / "methods").glob("*.json"))]
@@ -545,6 +519,6 @@ def summary_line(result: dict[str, Any]) -> str:
             f"{Path(result['output']) / 'results.md'}")
 
 
-__all__ = ["read_nrc", "kmer_features", "linear_probe", "mean_embeddings", "DEFAULT_CS", "NRC_DIR", "ANCHORS",
+__all__ = ["read_nrc", "kmer_features", "linear_probe", "mean_embeddings", "DEFAULT_CS", "ANCHORS",
            "GOAL", "METHODS", "subsample", "load_nrc", "with_valid_split", "finetune_run", "ensemble_run",
-           "add_arguments", "run_nrc", "summarise", "markdown", "summary_line"]
+           "run_nrc", "summarise", "markdown", "summary_line"]

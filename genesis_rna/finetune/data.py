@@ -31,16 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FormatError, InputError
-from .io._text import numbered_lines, strip_gz
-from .tokenization import normalise
+from ..errors import FormatError, InputError
+from ..io._text import numbered_lines, strip_gz
+from ..vocab import IGNORE_INDEX, normalise
 
 TASKS = ("classification", "regression", "token-classification", "token-regression")
 PAIR_TASKS = ("pair", "structure")
 SPLITS = ("train", "valid", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
                  "dev": "valid", "test": "test", "testing": "test"}
-IGNORE_INDEX = -100
 _KEY_VALUE = re.compile(r"(\w+)=(\S+)")
 _MISSING = {"", "nan", "na", "none", "null"}
 
@@ -97,7 +96,7 @@ def header_label(description: str, regex: str | None) -> str | None:
 
 
 def _fasta_rows(path: str | os.PathLike, regex: str | None) -> list[dict[str, Any]]:
-    from .io.fasta import iter_fasta
+    from ..io.fasta import iter_fasta
 
     rows = []
     for rec in iter_fasta(path, normalise_sequences=False):
@@ -238,7 +237,7 @@ def check_task(task: str) -> None:
     """Pair (structure) tasks belong to the structure model; anything else unknown is a one-line error."""
     if task in PAIR_TASKS:
         raise InputError("pair (secondary-structure) tasks train a structure model: their data is read by "
-                         "genesis_rna.finetune_structure (`genesis-rna finetune --task pair`), not as examples")
+                         "genesis_rna.finetune.structure (`genesis-rna finetune --task pair`), not as examples")
     if task not in TASKS:
         raise InputError(f"unknown task {task!r} (choose {', '.join(TASKS)})")
 

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._fileutil import atomic_write
-from .errors import InputError
-from .finetune_data import ColumnSpec, load_examples
-from .inference import resolve_device, resolve_dtype
-from .train_finetune import encoder_features, feature_kind, head_on_features, is_token_task, load_finetuned
+from .._fileutil import atomic_write
+from ..errors import InputError
+from ..model.device import resolve_device, resolve_dtype
+from .data import ColumnSpec, load_examples
+from .heads import encoder_features, feature_kind, head_on_features, is_token_task
+from .model_dir import load_finetuned
 
 
 @torch.no_grad()

@@ -1,10 +1,10 @@
 """Pair (secondary-structure) tasks: ``genesis-rna finetune --task pair`` trains a structure model on your data.
 
 Why a module of its own: a pair task's target is a whole L x L pairing, not a label per sequence or nucleotide,
-and its model is the structure model of :mod:`genesis_rna.structure_model` (pair features -> 2D ResNet), whose
+and its model is the structure model of :mod:`genesis_rna.structure.model` (pair features -> 2D ResNet), whose
 directory ``genesis-rna fold --model DIR`` already loads. What the sequence tasks share with it is the command
 line (files, columns, splits, epochs, early stopping, ``metrics.jsonl`` and the plot); this module turns those
-options into :class:`~genesis_rna.structure_model.PairExample` lists and a trained model directory.
+options into :class:`~genesis_rna.structure.train.PairExample` lists and a trained model directory.
 
 Inputs (any number of files or directories for training; one each for ``--valid`` and ``--test``):
 
@@ -23,7 +23,6 @@ a bad one is a one-line :class:`~genesis_rna.errors.InputError` naming the file,
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -34,9 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from ._fileutil import atomic_dir, atomic_write
-from .errors import InputError, StructureError
-from .finetune_data import (
+from .._fileutil import atomic_dir, atomic_write
+from ..errors import InputError, StructureError
+from ..io._text import strip_gz
+from ..structure.pairs import dotbracket_to_partners, pairs_to_partners, validate_partners
+from ..vocab import normalise
+from .data import (
     ColumnSpec,
     Example,
     _check_columns,
@@ -46,13 +48,10 @@ from .finetune_data import (
     read_rows,
     split_with_files,
 )
-from .io._text import strip_gz
-from .structure import dotbracket_to_partners, pairs_to_partners, validate_partners
-from .tokenization import normalise
 
 __all__ = ["STRUCTURE_SUFFIXES", "STRUCTURE_COLUMNS", "is_structure_file", "read_structure_files",
            "read_structure_table", "parse_structure_value", "load_pair_examples", "load_pair_splits",
-           "train_pair_task", "run_from_args", "summary"]
+           "train_pair_task"]
 
 #: file extensions read as structure files (a further ``.gz`` is allowed), in the order a directory is searched.
 STRUCTURE_SUFFIXES = (".dbn", ".db", ".ct", ".bpseq", ".sto", ".stk", ".stockholm")
@@ -85,7 +84,7 @@ def _directory_files(directory: Path) -> list[Path]:
 
 def _format_of(path: str | os.PathLike) -> str:
     """``dbn``, ``ct``, ``bpseq`` or ``stockholm``: the io module's one table of structure extensions."""
-    from .io import structure_format
+    from ..io import structure_format
 
     return structure_format(path)
 
@@ -94,7 +93,7 @@ def read_structure_files(path: str | os.PathLike) -> list[Example]:
     """Structures from a ``.dbn``/``.db``/``.ct``/``.bpseq``/Stockholm file or a directory of them, as
     :class:`Example` objects whose ``target`` is the partner array (0-based, -1 unpaired). Stockholm gives every
     sequence of every alignment with the ``#=GC SS_cons`` pairs whose two columns both hold a residue (Rfam seeds)."""
-    from .io import read_structures
+    from ..io import read_structures
 
     path = Path(path)
     if not path.exists():
@@ -237,7 +236,7 @@ def resolve_encoder(encoder: str, model: str | None) -> str | None:
     train without a language model; anything else names the encoder itself. Directories are stored absolute in
     the model config so ``genesis-rna fold --model DIR`` finds the encoder from any working directory.
     """
-    from .pretrained import DEFAULT_MODEL
+    from ..pretrained import DEFAULT_MODEL
 
     if encoder.lower() in ("onehot", "none"):
         if model:
@@ -252,7 +251,7 @@ def resolve_encoder(encoder: str, model: str | None) -> str | None:
 
 def _vienna_priors(examples: Sequence, log: Callable[[str], None], progress: bool) -> None:
     """ViennaRNA prior of every example that has none, announced in the log first (it can take minutes)."""
-    from .structure_model import add_vienna_priors
+    from ..structure.train import add_vienna_priors
 
     todo = [ex for ex in examples if ex.prior is None]
     if todo:
@@ -265,8 +264,8 @@ def score_test(model, examples: Sequence, progress: bool = False) -> dict[str, A
     ``genesis-rna fold --model DIR`` does (windows beyond the model window, MEA at the tuned threshold)."""
     import torch
 
-    from .fold import MAX_FOLD_LENGTH, _ModelPredictor, fold_records
-    from .structure import mean_pair_metrics
+    from ..structure.fold import MAX_FOLD_LENGTH, _ModelPredictor, fold_records
+    from ..structure.pairs import mean_pair_metrics
 
     kept = [ex for ex in examples if len(ex.sequence) <= MAX_FOLD_LENGTH]
     predictor = _ModelPredictor(model, "trained", True, torch.float32)
@@ -281,7 +280,7 @@ def score_test(model, examples: Sequence, progress: bool = False) -> dict[str, A
 # =============================================================================================== training
 def _check_output(out: Path) -> None:
     """Refuse to replace anything but an empty directory or an earlier structure model directory."""
-    from .structure_model import is_structure_model_dir
+    from ..structure.model import is_structure_model_dir
 
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", path=out)
@@ -312,11 +311,11 @@ def _validation_set(examples: list, window: int, log: Callable[[str], None]) -> 
 
 def _fit(model, train: list, valid: list, *, epochs: int, steps: int, log: Callable[[str], None],
          progress: bool, **options) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """:func:`~genesis_rna.structure_model.train_structure_model` with a step progress bar and a log line per
+    """:func:`~genesis_rna.structure.train.train_structure_model` with a step progress bar and a log line per
     epoch; returns its result and the per-epoch rows for ``metrics.jsonl``."""
     from tqdm.auto import tqdm
 
-    from .structure_model import train_structure_model
+    from ..structure.train import train_structure_model
 
     rows: list[dict[str, Any]] = []
 
@@ -339,8 +338,8 @@ def _fit(model, train: list, valid: list, *, epochs: int, steps: int, log: Calla
 
 def _write_model_dir(out: Path, model, metrics: list[dict[str, Any]]) -> None:
     """The structure model directory plus ``metrics.jsonl`` and the plot, all or nothing."""
-    from .structure_model import save_structure_model
-    from .train_finetune import plot_curves
+    from ..structure.model import save_structure_model
+    from .trainer import plot_curves
 
     with atomic_dir(out) as tmp:
         save_structure_model(model, tmp)
@@ -362,7 +361,8 @@ def train_pair_task(split: dict[str, list[Example]], output_dir: str | os.PathLi
     """
     import torch
 
-    from .structure_model import PairExample, build_structure_model
+    from ..structure.model import build_structure_model
+    from ..structure.train import PairExample
 
     out = Path(output_dir)
     _check_output(out)
@@ -398,69 +398,3 @@ def train_pair_task(split: dict[str, list[Example]], output_dir: str | os.PathLi
     return results
 
 
-# =============================================================================================== CLI
-def _reject_options(args: argparse.Namespace) -> None:
-    """Options of the sequence tasks that mean nothing here: an error rather than silently ignored."""
-    if args.random_init:
-        raise InputError("--random-init is not available for --task pair (use --encoder none for the "
-                         "no-language-model baseline)")
-    if args.monitor not in (None, "f1"):
-        raise InputError("--task pair stops early on validation F1; drop --monitor")
-    if str(args.device).lower() not in ("auto", "cpu"):
-        raise InputError("--task pair trains on the CPU (one sequence per step); drop --device")
-    for name in ("epochs", "patience", "channels"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1")
-    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
-        raise InputError("--steps-per-epoch must be at least 1")
-    if args.crop is not None and args.crop < 8:
-        raise InputError("--crop must be at least 8 nucleotides")
-
-
-def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``genesis-rna finetune --task pair``: read, split, train, write; the results for :func:`summary`."""
-    _reject_options(args)
-    train_paths = [args.train] if isinstance(args.train, (str, os.PathLike)) else list(args.train)
-    spec = ColumnSpec(sequence_column=args.sequence_column, id_column=args.id_column,
-                      label_columns=list(args.label_columns), split_column=args.split_column,
-                      filters=list(args.filter))
-    split = load_pair_splits(train_paths, spec, valid_path=args.valid, test_path=args.test,
-                             valid_values=args.valid_values, test_values=args.test_values,
-                             valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
-                             split_seed=args.split_seed)
-    _check_output(Path(args.output_dir))
-    encoder = resolve_encoder(args.encoder, args.model)
-    if encoder is None and args.mode == "full":
-        raise InputError("--mode full fine-tunes the encoder, and --encoder none has none (its whole network "
-                         "trains anyway); drop --mode full")
-    progress = not args.quiet and sys.stderr.isatty()
-
-    def log(line: str) -> None:
-        if not args.quiet:
-            print(line, file=sys.stderr, flush=True)
-
-    provenance = {"command": "genesis-rna finetune --task pair",
-                  "data": {"train": [os.path.abspath(p) for p in train_paths],
-                           "valid": _source(args.valid, spec, args.valid_fraction, args.split_seed),
-                           "test": _source(args.test, spec, args.test_fraction, args.split_seed)},
-                  "columns": {"sequence": args.sequence_column, "split": args.split_column,
-                              "structure": (args.label_columns[0] if args.label_columns != ["label"]
-                                            else " or ".join(STRUCTURE_COLUMNS))}}
-    results = train_pair_task(split, args.output_dir, encoder=encoder, mode=args.mode,
-                              use_vienna=args.vienna, channels=args.channels, epochs=args.epochs,
-                              steps_per_epoch=args.steps_per_epoch, crop=args.crop or DEFAULT_CROP,
-                              lr=args.lr if args.lr is not None else DEFAULT_LR, encoder_lr=args.encoder_lr,
-                              patience=args.patience, seed=args.seed, provenance=provenance, log=log,
-                              progress=progress)
-    return results
-
-
-def summary(results: dict[str, Any], output_dir: str) -> str:
-    """One line: sizes, epochs, valid F1 and threshold, test F1, and how to fold with the model."""
-    n = results["n"]
-    line = (f"trained a structure model on {n['train']} structures ({results['epochs_run']} epochs, best "
-            f"{results['best_epoch']}); valid F1 {results['best_valid_f1']:.4f} at threshold {results['threshold']}")
-    test = results.get("test")
-    if test and test.get("n"):
-        line += f"; test F1 {test['f1']:.4f} (n={test['n']})"
-    return line + f" -> {output_dir} (fold with: genesis-rna fold INPUT.fa --model {output_dir})"

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import FormatError, InputError, SequenceError, StructureError
-from ..tokenization import normalise
+from ..vocab import normalise
 from ._text import check_record_id, check_sequence_text, locate
 from .records import StructureRecord
 

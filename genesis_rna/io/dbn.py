@@ -3,7 +3,7 @@
 This is what RNAfold and most deep-learning folding tools print: the structure line may end with an energy
 in parentheses, ``((..)) (-12.30)``, which is dropped. The ``>name`` line of the first record may be missing
 (a bare two-line file), in which case the id is the file name's stem. Pseudoknots use the pages of
-:func:`genesis_rna.structure.dotbracket_to_partners`.
+:func:`genesis_rna.structure.pairs.dotbracket_to_partners`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Iterator
 
 from ..errors import FormatError, InputError, StructureError
-from ..structure import dotbracket_to_partners, partners_to_dotbracket
-from ..tokenization import normalise
+from ..structure.pairs import dotbracket_to_partners, partners_to_dotbracket
+from ..vocab import normalise
 from ._tables import check_writable
 from ._text import file_stem, locate, numbered_lines, open_output
 from .records import StructureRecord

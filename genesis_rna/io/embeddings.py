@@ -71,7 +71,7 @@ def _quote(record_id: str) -> str:
 
 
 class EmbeddingWriter:
-    """Streams :class:`~genesis_rna.inference.EmbeddingResult` objects into one output; use as a context manager.
+    """Streams :class:`~genesis_rna.model.embed.EmbeddingResult` objects into one output; use as a context manager.
 
     On an exception inside the ``with`` block the temporary output is deleted and the target is untouched.
     """

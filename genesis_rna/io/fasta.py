@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 
 from ..errors import FormatError, InputError, SequenceError
-from ..tokenization import count_gaps, normalise
+from ..vocab import count_gaps, normalise
 from ._text import check_record_id, check_sequence_text, locate, numbered_lines, open_output
 from .records import SequenceRecord, StructureRecord
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import StructureError
-from ..structure import partners_to_dotbracket, partners_to_pairs, validate_partners
+from ..structure.pairs import partners_to_dotbracket, partners_to_pairs, validate_partners
 
 __all__ = ["SequenceRecord", "StructureRecord"]
 

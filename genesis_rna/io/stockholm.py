@@ -30,8 +30,8 @@ import numpy as np
 from Bio.AlignIO.StockholmIO import StockholmIterator
 
 from ..errors import FormatError, InputError, StructureError
-from ..structure import partners_to_wuss, wuss_to_partners
-from ..tokenization import normalise
+from ..structure.pairs import partners_to_wuss, wuss_to_partners
+from ..vocab import normalise
 from ._tables import check_writable
 from ._text import locate, open_binary, open_output
 from .records import StructureRecord

@@ -1,8 +1,5 @@
-"""Batched inference: devices and dtypes, token-budget batching, long-sequence windows, embeddings.
-
-Why a module of its own: ``embed``, ``fold`` and the server all need the same three things: pick the device and
-precision a user's hardware supports, pack sequences of very different lengths into batches without padding
-waste, and cover sequences longer than the model's window. Keeping them here keeps the CLI thin.
+"""Embeddings in batches: sequences packed by token budget (:func:`genesis_rna.data.batching.token_budget_batches`)
+on the device and precision of :mod:`genesis_rna.model.device`, long sequences in overlapping windows.
 
 Long sequences. A window holds ``config.max_len - 2`` nucleotides. A longer sequence is cut into windows that
 overlap by ``overlap`` nucleotides (default: a quarter of a window); each nucleotide takes its embedding from the
@@ -13,7 +10,6 @@ sequence, each framed by ``[CLS]``/``[SEP]`` as the model saw during training.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,79 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import InputError
-from .tokenization import CLS_ID, NUCLEOTIDE_IDS, PAD_ID, SEP_ID
+from ..data.batching import token_budget_batches
+from ..errors import InputError
+from ..vocab import CLS_ID, NUCLEOTIDE_IDS, PAD_ID, SEP_ID
+from .device import autocast_context, resolve_device, resolve_dtype
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos")
 
 
-# --------------------------------------------------------------------------------------------- devices/dtypes
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU; asking for CUDA without one is an error, not a fallback."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device} requested but no CUDA device is available (use cpu or auto)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InputError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 is worth using where the hardware computes it natively: CUDA with bf16, or CPUs with AVX512-BF16/AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        checks = [getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None)]
-        return any(bool(check()) for check in checks if check is not None)
-    return False
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """Compute dtype for autocast: ``auto`` = bf16 where the hardware supports it natively, else fp32."""
-    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if dtype == "auto":
-        return torch.bfloat16 if bf16_supported(device) else torch.float32
-    if dtype not in table:
-        raise InputError(f"unknown dtype {dtype!r}: use auto, fp32, bf16 or fp16")
-    if dtype == "fp16" and device.type == "cpu":
-        raise InputError("fp16 is not supported on CPU; use bf16 or fp32")
-    return table[dtype]
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype):
-    """Autocast for reduced precision; a no-op context for fp32 so results stay bit-exact there."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-# --------------------------------------------------------------------------------------------- batching
-def token_budget_batches(lengths: Sequence[int], tokens_per_batch: int, *, max_batch_size: int = 0) -> list[list[int]]:
-    """Group item indices into batches whose padded size ``n * max_len`` stays within ``tokens_per_batch``.
-
-    Items are sorted by length first so each batch holds similar lengths and padding waste stays small; an item
-    longer than the budget gets a batch of its own (never dropped).
-    """
-    if tokens_per_batch <= 0:
-        raise InputError(f"tokens per batch must be positive, got {tokens_per_batch}")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    width = 0
-    for i in order:
-        new_width = max(width, lengths[i])
-        too_many = max_batch_size and len(current) >= max_batch_size
-        if current and (new_width * (len(current) + 1) > tokens_per_batch or too_many):
-            batches.append(current)
-            current, new_width = [], lengths[i]
-        current.append(i)
-        width = new_width
-    if current:
-        batches.append(current)
-    return batches
+# --------------------------------------------------------------------------------------------- windows
 
 
 def window_spans(length: int, window: int, overlap: int | None = None) -> list[tuple[int, int]]:

@@ -1,6 +1,6 @@
 """Output heads of genesis-rna: pretraining heads and generic fine-tuning heads.
 
-Pretraining heads (built by :class:`genesis_rna.model.GenesisRNAModel` from its config):
+Pretraining heads (built by :class:`genesis_rna.model.encoder.GenesisRNAModel` from its config):
 
 * :class:`MLMHead` -- masked-nucleotide logits over the vocabulary (decoder tied to the token embedding);
 * :class:`StructureHead` -- per-token structure-context logits (``NONE STEM LOOP BULGE HAIRPIN``);
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .tokenization import CLS_ID, NUCLEOTIDE_IDS, PAD_ID, SEP_ID
+from ..vocab import CLS_ID, NUCLEOTIDE_IDS, PAD_ID, SEP_ID
 
 POOLINGS = ("mean", "cls", "conv")
 CONV_WIDTH, CONV_KERNEL = 128, 9
@@ -116,7 +116,7 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Seque
 class MLMHead(nn.Module):
     """``dense -> GELU -> norm -> decoder`` as in BERT/RoBERTa/ESM.
 
-    The decoder's weight is a separate parameter here; :class:`~genesis_rna.model.GenesisRNAModel` replaces it
+    The decoder's weight is a separate parameter here; :class:`~genesis_rna.model.encoder.GenesisRNAModel` replaces it
     with the token embedding's weight when ``tie_word_embeddings`` (the bias stays the head's own).
     """
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from .config import GenesisRNAConfig
-from .errors import CheckpointError, ConfigError
+from ..config import GenesisRNAConfig
+from ..errors import CheckpointError, ConfigError
 
 #: RNA-FM's single-nucleotide alphabet, ``fm.Alphabet.from_architecture("roberta_large", theme="rna")``.
 RNA_FM_TOKENS: tuple[str, ...] = (
@@ -235,7 +235,7 @@ def convert_rna_fm(checkpoint: str | os.PathLike, output_dir: str | os.PathLike 
     >>> model = convert_rna_fm("RNA-FM_pretrained.pth", "rna-fm")   # doctest: +SKIP
     >>> model, tokenizer = genesis_rna.load("rna-fm")               # doctest: +SKIP
     """
-    from .model import GenesisRNAModel
+    from .encoder import GenesisRNAModel
 
     source = os.fspath(checkpoint)
     if output_dir is not None and os.path.exists(output_dir) and not os.path.isdir(output_dir):

@@ -18,131 +18,42 @@ model); :func:`serve` runs it with uvicorn.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import io
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from importlib import import_module, resources
+from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from .errors import GenesisRNAError, InputError
+from ..errors import GenesisRNAError, InputError
 
 try:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel, ConfigDict, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise GenesisRNAError(
         "genesis-rna serve needs the [serve] extra: pip install 'genesis-rna[serve]'"
     ) from exc
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-ID_PATTERN = r"^[^\s>]{1,100}$"
-
-
-# ------------------------------------------------------------------------------------------------ settings
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for. Long sequences cost O(L^2) memory (attention, pair probabilities) and
-    O(L^3) time (ViennaRNA), so each endpoint has its own ceiling."""
-
-    max_length: int = 1000          # nucleotides per sequence for /embed, /fold, /score-mutations, /design
-    max_attention_length: int = 400  # /attention returns L x L per head: keep the JSON small
-    max_records: int = 64           # records per /embed request
-    max_variants: int = 2000        # variants per /score-mutations request
-    max_designs: int = 10           # sequences per /design request
-    design_time_limit_s: float = 10.0  # search time per designed sequence (unsolved designs say so)
-    max_body_bytes: int = 1_000_000
-    max_per_token_nt: int = 4000      # nucleotides per /embed request when per-nucleotide vectors are asked for
-
-
-class Overloaded(Exception):
-    """The work queue is full (answered 503)."""
-
-
-class WorkQueue:
-    """A fixed thread pool plus a counter: at most ``workers + queue`` requests in flight, the rest get 503.
-
-    Torch and ViennaRNA release the GIL in their kernels, so the event loop keeps answering /health while a
-    forward pass runs.
-    """
-
-    def __init__(self, workers: int = 1, queue: int = 32) -> None:
-        if workers < 1 or queue < 0:
-            raise InputError(f"workers must be >= 1 and queue >= 0, got {workers} and {queue}")
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genesis-rna-serve")
-        self.capacity = workers + queue
-        self.in_flight = 0
-        self._lock = threading.Lock()
-
-    async def run(self, fn: Callable, *args, **kwargs):
-        with self._lock:
-            if self.in_flight >= self.capacity:
-                raise Overloaded
-            self.in_flight += 1
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-# ------------------------------------------------------------------------------------------------ schemas
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SequenceIn(_Strict):
-    id: str = Field("query", pattern=ID_PATTERN, description="record id (no whitespace)")
-    sequence: str = Field(..., min_length=1, max_length=200_000,
-                          description="RNA or DNA letters (T->U, IUPAC->N, gaps removed)")
-
-
-class EmbedRequest(_Strict):
-    records: list[SequenceIn] = Field(..., min_length=1, description="sequences to embed (unique ids)")
-    layer: int = Field(-1, ge=-100, le=100, description="representation layer; -1 = last, 0 = token embedding")
-    per_token: bool = Field(False, description="also return one vector per nucleotide")
-    pca: bool = Field(True, description="2-D PCA of the mean embeddings (needs >= 2 records)")
-
-
-class AttentionRequest(SequenceIn):
-    layer: int = Field(-1, ge=-100, le=100, description="1..n_layers, or negative from the end (-1 = last)")
-    head: int | None = Field(None, ge=0, le=1000, description="head index; null = mean over heads")
-
-
-class FoldRequest(SequenceIn):
-    method: Literal["auto", "viennarna-mfe"] = Field(
-        "auto", description="auto: this server's structure predictor (genesis_rna.fold: a structure model, or "
-                            "ViennaRNA pair probabilities with MEA decoding when none is installed); "
-                            "viennarna-mfe: ViennaRNA's minimum free energy structure")
-
-
-class MutationRequest(SequenceIn):
-    variants: list[str] | None = Field(
-        None, min_length=1, description="variants such as 'A23G' or 'A23G:C40U' (1-based); null = every single substitution")
-
-
-class DesignRequest(_Strict):
-    structure: str = Field(..., min_length=1, max_length=200_000, description="target dot-bracket structure")
-    n: int = Field(5, ge=1, le=1000, description="number of sequences to propose")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+from .payloads import (
+    _jsonable,
+    fold_vienna,
+    load_fold_predictor,
+    pca_2d,
+    predict_structure,
+    structure_energy,
+    structure_payload,
+)
+from .schemas import AttentionRequest, DesignRequest, EmbedRequest, FoldRequest, MutationRequest, SequenceIn
+from .work import DEFAULT_HOST, DEFAULT_PORT, Limits, Overloaded, WorkQueue
 
 
 # ------------------------------------------------------------------------------------------------ the service
@@ -151,7 +62,7 @@ class Service:
 
     def __init__(self, model, model_name: str, limits: Limits, device: str = "cpu", dtype: str = "fp32",
                  attention_cache: int = 8, fold_model: str | None = None) -> None:
-        from .inference import resolve_device, resolve_dtype
+        from ..model.device import resolve_device, resolve_dtype
 
         self.device = resolve_device(device)
         self.dtype_name = dtype
@@ -166,7 +77,7 @@ class Service:
 
     # -- input checks
     def check_sequence(self, rec: SequenceIn, limit: int | None = None, what: str = "--max-length") -> str:
-        from .tokenization import normalise
+        from ..vocab import normalise
 
         seq = normalise(rec.sequence, record=rec.id)
         limit = limit or self.limits.max_length
@@ -177,7 +88,7 @@ class Service:
 
     # -- embeddings
     def embed(self, req: EmbedRequest) -> dict[str, Any]:
-        from .inference import embed_sequences, normalise_layers
+        from ..model.embed import embed_sequences, normalise_layers
 
         if len(req.records) > self.limits.max_records:
             raise TooLarge(f"{len(req.records)} records; this server accepts at most {self.limits.max_records} "
@@ -243,8 +154,8 @@ class Service:
         cache so switching layer/head in the page does not rerun the model."""
         import torch
 
-        from .inference import autocast_context
-        from .tokenization import CLS_ID, NUCLEOTIDE_IDS, SEP_ID
+        from ..model.device import autocast_context
+        from ..vocab import CLS_ID, NUCLEOTIDE_IDS, SEP_ID
 
         with self._attn_lock:
             if seq in self._attn:
@@ -272,7 +183,7 @@ class Service:
             method = self.fold_predictor.name
         return structure_payload(req.id, seq, partner, bpp, energy, method)
 
-    # -- function tasks (their library modules land separately; 501 until they do)
+    # -- function tasks
     def score_mutations(self, req: MutationRequest) -> dict[str, Any]:
         seq = self.check_sequence(req)
         if req.variants is not None and len(req.variants) > self.limits.max_variants:
@@ -280,13 +191,14 @@ class Service:
         if req.variants is None and 3 * len(seq) > self.limits.max_variants:
             raise TooLarge(f"a saturation scan of {len(seq)} nt is {3 * len(seq)} variants; this server accepts "
                            f"at most {self.limits.max_variants}")
-        mut = _library_module("mutations", ("score_variants", "saturation_variants", "parse_variant",
-                                            "format_variant"))
+        from ..design.mutations import score_variants
+        from ..design.variants import format_variant, parse_variant, saturation_variants
+
         if req.variants is None:
-            variants = [(mut.format_variant(v), v) for v in mut.saturation_variants(seq)]
+            variants = [(format_variant(v), v) for v in saturation_variants(seq)]
         else:
-            variants = [(spec.strip(), mut.parse_variant(spec, seq)) for spec in req.variants]
-        scores = mut.score_variants(self.model, seq, variants, device=self.device, dtype=self.dtype_name)
+            variants = [(spec.strip(), parse_variant(spec, seq)) for spec in req.variants]
+        scores = score_variants(self.model, seq, variants, device=self.device, dtype=self.dtype_name)
         return {"id": req.id, "model": self.model_name, "method": "masked-marginal", "scores": _jsonable(scores)}
 
     def design(self, req: DesignRequest) -> dict[str, Any]:
@@ -296,7 +208,8 @@ class Service:
                            f"({self.limits.max_length} nt)")
         if req.n > self.limits.max_designs:
             raise TooLarge(f"n={req.n}; this server designs at most {self.limits.max_designs} sequences per request")
-        mod = _library_module("design", ("design", "parse_target"))
+        from ..design import inverse as mod
+
         mod.parse_target(structure)  # a malformed target is a 422 before any work
         designs = mod.design(structure, n=req.n, model=self.model, seed=req.seed, device=self.device,
                              dtype=self.dtype_name, time_limit=self.limits.design_time_limit_s)
@@ -307,138 +220,8 @@ class TooLarge(InputError):
     """A request over one of the :class:`Limits` (answered 413)."""
 
 
-class NotAvailable(GenesisRNAError):
-    """A capability whose library module is not installed in this version (answered 501)."""
-
-
-def _library_module(module: str, names: tuple[str, ...]):
-    """``genesis_rna.<module>`` if it has every function in ``names``; otherwise :class:`NotAvailable` (501)."""
-    try:
-        mod = import_module(f"genesis_rna.{module}")
-    except ImportError:
-        mod = None
-    missing = [n for n in names if not callable(getattr(mod, n, None))]
-    if missing:
-        raise NotAvailable(f"this endpoint needs genesis_rna.{module}.{missing[0]}, which this installation does "
-                           "not have")
-    return mod
-
-
-def _jsonable(value: Any) -> Any:
-    """Library results (dataclasses, numpy values, DataFrames-as-records) as plain JSON values."""
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        try:
-            return _jsonable(value.to_dict(orient="records"))
-        except TypeError:
-            return _jsonable(value.to_dict())
-    if hasattr(value, "__dataclass_fields__"):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-# ------------------------------------------------------------------------------------------------ folding
-def fold_vienna(seq: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """ViennaRNA MFE structure (partner array), base-pair probabilities (L x L, symmetric) and MFE (kcal/mol)."""
-    from .structure import dotbracket_to_partners
-    from .structure_model import vienna_partition
-
-    _, structure, mfe, bpp = vienna_partition(seq)
-    return dotbracket_to_partners(structure), bpp, mfe
-
-
-def load_fold_predictor(fold_model: str | None = None):
-    """``(predictor, note)`` from genesis_rna.fold (a structure model, or its ViennaRNA fallback; the note says
-    which); ``(None, note)`` when this installation has no genesis_rna.fold, and /fold uses ViennaRNA's MFE."""
-    try:
-        fold = _library_module("fold", ("load_predictor", "fold_records"))
-    except NotAvailable as err:
-        if fold_model is not None:
-            raise
-        return None, str(err)
-    predictor, note = fold.load_predictor(fold_model)
-    return predictor, note or f"structure predictor: {predictor.name}"
-
-
-def predict_structure(predictor, rec_id: str, seq: str) -> tuple[np.ndarray, np.ndarray]:
-    """Pair probabilities and the decoded (valid, nested) structure from genesis_rna.fold."""
-    from .fold import fold_records
-    from .io import SequenceRecord
-
-    result = next(iter(fold_records([SequenceRecord(rec_id, seq)], predictor)))
-    return np.asarray(result.partner), np.asarray(result.bpp, dtype=np.float64)
-
-
-def structure_energy(seq: str, partner: np.ndarray) -> float | None:
-    """ViennaRNA free energy of a nested structure (kcal/mol); None for pseudoknotted ones."""
-    import RNA
-
-    from .structure import partners_to_dotbracket
-
-    db = partners_to_dotbracket(partner)
-    if set(db) - set("()."):
-        return None
-    return float(RNA.fold_compound(seq).eval_structure(db))
-
-
-def layout_xy(structure: str) -> list[list[float]]:
-    """Nucleotide coordinates of ViennaRNA's "simple" radial layout, one [x, y] per base.
-
-    Chosen over naview (RNAplot's default) because its backbone steps are uniform and, for tRNA-sized
-    structures, no two nucleotides overlap; naview squeezes multiloops (3 vs 15 units on tRNA-Phe)."""
-    import RNA
-
-    coords = RNA.simple_xy_coordinates(structure)
-    return [[round(float(coords[i].X), 2), round(float(coords[i].Y), 2)] for i in range(len(structure))]
-
-
-def structure_payload(rec_id: str, seq: str, partner: np.ndarray, bpp: np.ndarray | None, energy: float | None,
-                      method: str, min_prob: float = 1e-3) -> dict[str, Any]:
-    """JSON for one folded sequence: dot-bracket, partners, sparse pair probabilities, layout, CT/DBN text."""
-    from .io import StructureRecord, write_structures
-    from .structure import partners_to_dotbracket
-
-    record = StructureRecord(rec_id, seq, partner)
-    texts = {}
-    with tempfile.TemporaryDirectory(prefix="genesis-serve-") as tmp:
-        for fmt in ("ct", "dbn"):
-            path = Path(tmp) / f"out.{fmt}"
-            write_structures(record, path, format=fmt)
-            texts[fmt] = path.read_text()
-    out: dict[str, Any] = {
-        "id": rec_id, "sequence": seq, "length": len(seq), "method": method,
-        "structure": partners_to_dotbracket(partner), "partners": partner.tolist(),
-        "energy": None if energy is None else round(energy, 2), "layout": layout_xy(partners_to_dotbracket(partner)), "ct": texts["ct"],
-        "dbn": texts["dbn"], "bpp_min_prob": min_prob, "bpp": [],
-    }
-    if bpp is not None:
-        i, j = np.nonzero(np.triu(bpp, 1) >= min_prob)
-        out["bpp"] = [[int(a), int(b), round(float(bpp[a, b]), 5)] for a, b in zip(i, j, strict=True)]
-    return out
-
-
-def pca_2d(x: np.ndarray) -> dict[str, Any]:
-    """Project rows of ``x`` on their first two principal components (centred SVD, as sklearn's PCA)."""
-    centred = x - x.mean(axis=0, keepdims=True)
-    _, s, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
-    k = min(2, vt.shape[0])
-    coords = centred @ vt[:k].T
-    if k < 2:
-        coords = np.hstack([coords, np.zeros((coords.shape[0], 2 - k))])
-    var = s**2
-    ratio = (var[:k] / var.sum()).tolist() if var.sum() > 0 else [0.0] * k
-    return {"coords": np.round(coords, 6).tolist(), "explained_variance_ratio": ratio}
-
-
 # ------------------------------------------------------------------------------------------------ the app
-WEB_DIR = Path(str(resources.files("genesis_rna") / "web"))
+WEB_DIR = Path(str(resources.files("genesis_rna.serve") / "web"))
 
 
 def _one_line_validation(err: RequestValidationError) -> str:
@@ -497,8 +280,8 @@ class BodyLimit:
 def create_app(model=None, *, model_name: str | None = None, limits: Limits | None = None, workers: int = 1,
                queue: int = 32, device: str = "cpu", dtype: str = "fp32", fold_model: str | None = None) -> FastAPI:
     """The FastAPI app. ``model`` defaults to the shipped model, loaded here, once; pass any
-    :class:`~genesis_rna.model.GenesisRNAModel` (tests use a small random one)."""
-    from . import __version__, pretrained
+    :class:`~genesis_rna.model.encoder.GenesisRNAModel` (tests use a small random one)."""
+    from .. import __version__, pretrained
 
     if model is None:
         model_name = model_name or pretrained.DEFAULT_MODEL
@@ -533,10 +316,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _too_large(_: Request, err: TooLarge):
         return body(413, str(err))
 
-    @app.exception_handler(NotAvailable)
-    async def _not_available(_: Request, err: NotAvailable):
-        return body(501, str(err))
-
     @app.exception_handler(GenesisRNAError)
     async def _user_error(_: Request, err: GenesisRNAError):
         return body(422, str(err))
@@ -564,7 +343,7 @@ def _install_routes(app: FastAPI, service: Service, work: WorkQueue) -> None:
 
     @app.get("/models", operation_id="models", summary="The loaded model, shipped models and request limits")
     async def models() -> dict[str, Any]:
-        from . import pretrained
+        from .. import pretrained
 
         cfg = service.model.config
         return {"loaded": {"name": service.model_name, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
@@ -597,12 +376,12 @@ def _install_routes(app: FastAPI, service: Service, work: WorkQueue) -> None:
     async def fold(req: FoldRequest) -> dict[str, Any]:
         return await work.run(service.fold, req)
 
-    @app.post("/score-mutations", operation_id="score_mutations", responses={**_ERRORS, 501: {}},
+    @app.post("/score-mutations", operation_id="score_mutations", responses=_ERRORS,
               summary="Zero-shot mutation effect scores for variants of one sequence (null = saturation scan)")
     async def score_mutations(req: MutationRequest) -> dict[str, Any]:
         return await work.run(service.score_mutations, req)
 
-    @app.post("/design", operation_id="design", responses={**_ERRORS, 501: {}},
+    @app.post("/design", operation_id="design", responses=_ERRORS,
               summary="Sequences designed to fold into a target dot-bracket structure")
     async def design(req: DesignRequest) -> dict[str, Any]:
         return await work.run(service.design, req)

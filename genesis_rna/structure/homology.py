@@ -27,7 +27,7 @@ _BASES = "ACGU"
 
 @dataclass(frozen=True)
 class Template:
-    """A sequence of known structure: ``partner[i] = j`` (0-based) or -1 (DESIGN.md partner arrays)."""
+    """A sequence of known structure: ``partner[i] = j`` (0-based) or -1 (docs/architecture.md partner arrays)."""
 
     id: str
     sequence: str

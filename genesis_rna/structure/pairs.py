@@ -1,6 +1,6 @@
 """RNA secondary structures as partner arrays: conversions, pseudoknot pages, context labels, pair metrics.
 
-A structure is a partner array (DESIGN.md, Structures): ``partner[i] = j`` (0-based) when ``i`` pairs with
+A structure is a partner array (docs/architecture.md, Structures): ``partner[i] = j`` (0-based) when ``i`` pairs with
 ``j`` and ``-1`` when ``i`` is unpaired; it is symmetric, nobody is paired twice and nobody pairs with itself.
 Pseudoknots are allowed. Everything here is NumPy plus short Python loops that are linear in the length, so
 that labelling and converting thousands of structures of a few thousand nucleotides stays cheap.
@@ -16,7 +16,8 @@ from string import ascii_lowercase, ascii_uppercase
 
 import numpy as np
 
-from .errors import InputError, StructureError
+from ..errors import InputError, StructureError
+from ..vocab import IGNORE_INDEX
 
 __all__ = [
     "STRUCTURE_LABELS", "NONE", "STEM", "LOOP", "BULGE", "HAIRPIN", "IGNORE_INDEX", "BRACKET_PAGES",
@@ -27,8 +28,6 @@ __all__ = [
 
 STRUCTURE_LABELS: tuple[str, ...] = ("NONE", "STEM", "LOOP", "BULGE", "HAIRPIN")
 NONE, STEM, LOOP, BULGE, HAIRPIN = range(5)
-#: label of positions whose structure is unknown (PyTorch's default ``ignore_index``).
-IGNORE_INDEX = -100
 
 #: bracket pairs in page order: ``()`` first, then ``[]``, ``{}``, ``<>``, then ``Aa``, ``Bb``, ... ``Zz``.
 BRACKET_PAGES: tuple[tuple[str, str], ...] = (("(", ")"), ("[", "]"), ("{", "}"), ("<", ">")) + tuple(
@@ -272,7 +271,7 @@ def nested_subset(partner: Sequence[int] | np.ndarray) -> np.ndarray:
 
 def pseudoknot_pages(partner: Sequence[int] | np.ndarray) -> np.ndarray:
     """Page number of every position (-1 unpaired): page 0 is the largest non-crossing subset, page 1 the
-    largest non-crossing subset of the rest, and so on (greedy, as DESIGN.md fixes for writers)."""
+    largest non-crossing subset of the rest, and so on (greedy, as docs/architecture.md fixes for writers)."""
     arr = validate_partners(partner).copy()
     pages = np.full(arr.shape[0], -1, dtype=np.int64)
     page = 0
@@ -554,7 +553,7 @@ def pair_metrics_flexible(pred_partner: Sequence[int] | np.ndarray, true_partner
 def mean_pair_metrics(
     items: Iterable[tuple[Sequence[int] | np.ndarray, Sequence[int] | np.ndarray]], *, flexible: bool = False
 ) -> dict[str, float]:
-    """Per-sequence average (mean of per-sequence scores, as DESIGN.md asks) over ``(pred, true)`` pairs.
+    """Per-sequence average (mean of per-sequence scores, as docs/architecture.md asks) over ``(pred, true)`` pairs.
 
     Returns the keys of :func:`pair_metrics`, plus those of :func:`pair_metrics_flexible` when ``flexible``.
     """

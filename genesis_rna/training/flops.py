@@ -1,6 +1,6 @@
 """Executed-FLOP measurement for training steps, and the analytic count it is checked against.
 
-AST's promise is fewer executed FLOPs, measured rather than estimated (DESIGN.md), so the training loop counts
+AST's promise is fewer executed FLOPs, measured rather than estimated (docs/architecture.md), so the training loop counts
 the operations it really runs with :class:`torch.utils.flop_counter.FlopCounterMode`: the scoring forward, the
 forward and the backward of the (sub-)batch, each in its own section, plus a dense reference step on the full
 batch for comparison.
@@ -29,7 +29,7 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["FlopMeter", "flop_counter_mode", "count_flops", "analytic_step_flops", "attention_flops"]
+__all__ = ["FlopMeter", "flop_counter_mode", "analytic_step_flops", "attention_flops"]
 
 
 def _cpu_attention_formulas() -> dict[Any, Any]:
@@ -59,13 +59,6 @@ def _sdpa_backward_formula(grad_out_shape, query_shape, key_shape, value_shape, 
 def flop_counter_mode() -> FlopCounterMode:
     """A silent ``FlopCounterMode`` that also counts CPU scaled-dot-product attention."""
     return FlopCounterMode(display=False, custom_mapping=_cpu_attention_formulas())
-
-
-def count_flops(fn, *args: Any, **kwargs: Any) -> tuple[Any, int]:
-    """``(fn(*args, **kwargs), FLOPs it executed)``."""
-    with flop_counter_mode() as counter:
-        result = fn(*args, **kwargs)
-    return result, int(counter.get_total_flops())
 
 
 class FlopMeter:
@@ -98,7 +91,7 @@ def attention_flops(batch: int, n_heads: int, length: int, head_dim: int) -> int
 
 
 def analytic_step_flops(config: Any, batch: int, length: int) -> dict[str, int]:
-    """Matmul FLOPs of one dense forward and backward of :class:`~genesis_rna.model.GenesisRNAModel`.
+    """Matmul FLOPs of one dense forward and backward of :class:`~genesis_rna.model.encoder.GenesisRNAModel`.
 
     The usual ``2 * weights * tokens`` forward / ``4 * weights * tokens`` backward rule over every linear layer
     (blocks and heads; embeddings are look-ups), plus attention (``4 B H T^2 Dh`` per layer forward, twice that

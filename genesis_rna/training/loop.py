@@ -9,7 +9,7 @@ step is a *step strategy* (:class:`DenseStep` or :class:`ASTStep`), not a fork o
   and only those rows are gathered into a smaller batch that goes through forward + backward. Unselected
   samples take no part in the backward pass, so the saved compute is real; the scoring forward is counted.
 
-Executed FLOPs are *measured* (``FlopCounterMode`` with the CPU attention formulas of :mod:`genesis_rna.flops`)
+Executed FLOPs are *measured* (``FlopCounterMode`` with the CPU attention formulas of :mod:`genesis_rna.training.flops`)
 on every ``flops_every``-th step, section by section (scoring forward, forward, backward), together with the
 FLOPs that a dense step on the same batch executes (a throw-away forward + ``autograd.grad`` on the full batch,
 only on those measured steps). Wall-clock and process CPU time of every step are logged as well.
@@ -37,11 +37,9 @@ import contextlib
 import json
 import math
 import os
-import random
-import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,32 +48,27 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._fileutil import atomic_path, atomic_write
-from .data import world
-from .errors import CheckpointError, ConfigError
+from .._fileutil import atomic_write
+from ..data.loader import world
+from ..errors import ConfigError
+from ..model.device import autocast_context, resolve_device, resolve_dtype
+from ..vocab import IGNORE_INDEX
+from .checkpoints import (
+    METRICS,
+    MetricsLog,
+    _rng_state,
+    _save_model_dir,
+    _set_rng_state,
+    latest_checkpoint,
+    load_trainer_state,
+    plot_training_curves,
+    save_checkpoint,
+)
 from .flops import FlopMeter
-from .inference import autocast_context, resolve_device, resolve_dtype
-from .losses import IGNORE_INDEX, mlm_accuracy, perplexity, structure_accuracy
+from .losses import mlm_accuracy, perplexity, structure_accuracy
+from .steps import ASTStep, DenseStep, _forward, _unwrap, dense_step_flops, make_step_strategy, move_batch
 
-CHECKPOINT_DIR = "checkpoints"
-LATEST = "latest"
-TRAINER_STATE = "trainer_state.pt"
-METRICS = "metrics.jsonl"
-
-__all__ = [
-    "train", "TrainResult", "DenseStep", "ASTStep", "TokenASTStep", "StepOutput", "make_step_strategy", "lr_lambda",
-    "evaluate_pretrain", "latest_checkpoint", "read_metrics", "plot_training_curves", "is_main_process",
-]
-
-
-# ---------------------------------------------------------------------------------------------- distributed
-
-def is_main_process() -> bool:
-    return world()[0] == 0
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+__all__ = ["train", "TrainResult", "lr_lambda", "evaluate_pretrain"]
 
 
 # ------------------------------------------------------------------------------------------------- schedule
@@ -100,174 +93,6 @@ def _optimizer(model: nn.Module, cfg: Any) -> torch.optim.AdamW:
         (no_decay if param.dim() < 2 or "embed" in name else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2))
-
-
-# --------------------------------------------------------------------------------------------- step strategies
-
-MODEL_KEYS = ("input_ids", "attention_mask")
-
-
-def move_batch(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors to ``device`` (non-blocking), everything else as is."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
-
-
-def _forward(model: nn.Module, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-    return model(batch["input_ids"], batch["attention_mask"])
-
-
-@dataclass
-class StepOutput:
-    """What one step strategy reports: the loss parts of the rows that learned and what it selected."""
-
-    loss: Any                      # LossOutput of the rows that were back-propagated
-    batch_size: int
-    n_selected: int
-    selection: dict[str, float] = field(default_factory=dict)
-
-
-class DenseStep:
-    """Forward + backward on the whole batch: the baseline every AST result is compared with."""
-
-    name = "dense"
-
-    def __call__(self, model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, *, autocast,
-                 backward: Callable[[Tensor], None], meter: FlopMeter) -> StepOutput:
-        with meter.section("forward"), autocast():
-            loss = loss_fn(_forward(model, batch), batch)
-        with meter.section("backward"):
-            backward(loss.total)
-        b = int(batch["input_ids"].shape[0])
-        return StepOutput(loss, b, b)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
-
-
-class ASTStep:
-    """Adaptive Sparse Training: score all rows without grad, select, back-propagate the selected rows only.
-
-    ``selector`` is an :class:`~genesis_rna.ast.ASTSampleSelector` (or the Sundew backend). Strategies that need
-    no scores (``random``) skip the scoring forward entirely, which is what makes uniform random selection the
-    cheapest control arm. ``warmup_steps`` steps at the start run dense (full-data warmup).
-    """
-
-    name = "ast"
-
-    def __init__(self, selector: Any, *, warmup_steps: int = 0) -> None:
-        self.selector = selector
-        self.warmup_steps = int(warmup_steps)
-        self._steps = 0
-
-    def _needs_scores(self) -> bool:
-        if hasattr(self.selector, "select_batch"):
-            return False
-        strategy = getattr(self.selector, "strategy", None)
-        return getattr(strategy, "needs_scores", True)
-
-    def _select_without_scores(self, batch: Mapping[str, Any], b: int):
-        if hasattr(self.selector, "select_batch"):  # batch-aware selectors (InfoBatch: remembered losses)
-            return self.selector.select_batch(batch)
-        return self.selector.select(batch_size=b)
-
-    def __call__(self, model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, *, autocast,
-                 backward: Callable[[Tensor], None], meter: FlopMeter) -> StepOutput:
-        self._steps += 1
-        b = int(batch["input_ids"].shape[0])
-        if self._steps <= self.warmup_steps:
-            out = DenseStep()(model, batch, loss_fn, autocast=autocast, backward=backward, meter=meter)
-            out.selection = {"activation": 1.0}
-            return out
-        if self._needs_scores():
-            with meter.section("score"), torch.no_grad(), autocast():
-                outputs = _forward(_unwrap(model), batch)
-                result = self.selector.select_from_outputs(outputs, batch, loss_fn)
-            del outputs
-        else:
-            result = self._select_without_scores(batch, b)
-        sub = result.gather(batch)
-        observe = getattr(self.selector, "observe", None)
-        with meter.section("forward"), autocast():
-            loss = loss_fn(_forward(model, sub), sub, per_sample=result.weights is not None or observe is not None)
-            if result.weights is not None:  # importance re-weighting (InfoBatch-style strategies)
-                loss.total = (loss.per_sample * result.weights.to(loss.per_sample.dtype)).mean()
-        with meter.section("backward"):
-            backward(loss.total)
-        if observe is not None:  # selectors that remember the losses of the rows they trained
-            observe(sub, loss.per_sample)
-        selection = {"activation": result.activation, "threshold": float(result.threshold)}
-        if result.score_threshold is not None:
-            selection["score_threshold"] = float(result.score_threshold)
-        return StepOutput(loss, b, result.num_selected, selection)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self._steps, "selector": self.selector.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._steps = int(state["steps"])
-        self.selector.load_state_dict(state["selector"])
-
-
-class TokenASTStep:
-    """Token-level AST: every row learns, but the tokens the selector drops skip the encoder's middle blocks
-    (``model(..., token_keep=...)``, see :mod:`genesis_rna.ast.tokens`). ``selection`` reports the kept
-    fraction of real tokens as ``activation`` and the packed width of the middle blocks as ``packed_width``."""
-
-    name = "ast_tokens"
-
-    def __init__(self, selector: Any) -> None:
-        self.selector = selector
-
-    def __call__(self, model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, *, autocast,
-                 backward: Callable[[Tensor], None], meter: FlopMeter) -> StepOutput:
-        keep, fraction = self.selector.select_tokens(batch)
-        if "attention_mask" in batch:
-            keep = keep & batch["attention_mask"].bool()
-        with meter.section("forward"), autocast():
-            loss = loss_fn(model(batch["input_ids"], batch["attention_mask"], token_keep=keep), batch)
-        with meter.section("backward"):
-            backward(loss.total)
-        b = int(batch["input_ids"].shape[0])
-        return StepOutput(loss, b, b, {"activation": fraction, "threshold": float(self.selector.controller.threshold),
-                                       "packed_width": int(keep.sum(1).max())})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"selector": self.selector.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.selector.load_state_dict(state["selector"])
-
-
-def make_step_strategy(cfg: Any, steps_per_epoch: int = 0, total_steps: int = 0
-                       ) -> DenseStep | ASTStep | TokenASTStep:
-    """Dense, or AST with the selector ``cfg`` describes (``ast_strategy``, target, gains, warmup epochs)."""
-    if not cfg.use_ast:
-        return DenseStep()
-    from .ast import selector_from_training_config
-
-    generator = torch.Generator().manual_seed(int(cfg.seed) + 1000 * world()[0])
-    selector = selector_from_training_config(cfg, generator=generator, total_steps=total_steps)
-    if getattr(selector, "name", None) == "tokens":
-        return TokenASTStep(selector)
-    return ASTStep(selector, warmup_steps=int(cfg.ast_warmup_epochs) * int(steps_per_epoch))
-
-
-def dense_step_flops(model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable, autocast) -> dict[str, int]:
-    """Measured FLOPs of a dense forward and backward on ``batch`` (``{"forward": .., "backward": ..}``).
-
-    The backward is ``torch.autograd.grad``, so no ``.grad`` is touched and the training step is unaffected.
-    """
-    meter = FlopMeter()
-    core = _unwrap(model)
-    params = [p for p in core.parameters() if p.requires_grad]
-    with meter.section("forward"), autocast():
-        total = loss_fn(_forward(core, batch), batch).total
-    with meter.section("backward"):
-        torch.autograd.grad(total, params, allow_unused=True)
-    return dict(meter.counts)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -349,160 +174,6 @@ def evaluate_pretrain(model: nn.Module, loader: Iterable[Mapping[str, Any]], los
     return metrics
 
 
-# --------------------------------------------------------------------------------------------- checkpoints
-
-def _rng_state() -> dict[str, Any]:
-    """Every RNG's state as tensors and plain values, so that ``torch.load(weights_only=True)`` reads it back."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
-                       float(gauss)]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint directory of a run, or ``None``."""
-    root = Path(output_dir) / CHECKPOINT_DIR
-    pointer = root / LATEST
-    if not pointer.is_file():
-        return None
-    path = root / pointer.read_text().strip()
-    return path if (path / TRAINER_STATE).is_file() else None
-
-
-def _save_model_dir(model: nn.Module, directory: Path) -> None:
-    """``save_pretrained`` into a temporary sibling, then rename: a reader never sees half a model."""
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _unwrap(model).save_pretrained(tmp)
-    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def save_checkpoint(output_dir: Path, step: int, model: nn.Module, trainer_state: dict[str, Any],
-                    keep: int) -> Path:
-    """Write ``checkpoints/step-N`` (model + trainer state) atomically, point ``latest`` at it, prune old ones."""
-    root = output_dir / CHECKPOINT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:07d}"
-    tmp = root / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    _unwrap(model).save_pretrained(tmp)
-    torch.save(trainer_state, tmp / TRAINER_STATE)
-    final = root / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    with atomic_write(root / LATEST) as fh:
-        fh.write(name + "\n")
-    olds = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name != name)
-    for p in olds[: max(0, len(olds) - (keep - 1))]:
-        shutil.rmtree(p, ignore_errors=True)
-    return final
-
-
-def load_trainer_state(path: Path) -> dict[str, Any]:
-    """The trainer state of a checkpoint. Only tensors and plain containers: ``weights_only`` loading."""
-    try:
-        return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any corruption is one clear error
-        raise CheckpointError(f"{path / TRAINER_STATE}: cannot read trainer state ({exc})") from None
-
-
-# ------------------------------------------------------------------------------------------------- metrics
-
-class MetricsLog:
-    """Append-only ``metrics.jsonl`` (rank 0 only); on resume, lines past the checkpoint's step are dropped."""
-
-    def __init__(self, path: Path, enabled: bool, resume_step: int | None) -> None:
-        self.path, self.enabled = path, enabled
-        if enabled and resume_step is not None and path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            with atomic_write(path) as fh:
-                fh.write("".join(line + "\n" for line in kept))
-        elif enabled and resume_step is None and path.exists():
-            path.unlink()
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record, allow_nan=True) + "\n")
-
-
-def read_metrics(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every record of a run's ``metrics.jsonl``."""
-    path = Path(output_dir) / METRICS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_training_curves(output_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> Path | None:
-    """``training_curves.png``: training and validation losses, AST activation rate, measured FLOPs saved."""
-    records = read_metrics(output_dir)
-    train_rows = [r for r in records if r.get("kind") == "train"]
-    if not train_rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    val_rows = [r for r in records if r.get("kind") == "eval"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    ax = axes[0]
-    for key in ("loss", "mlm_loss", "structure_loss", "pair_loss"):
-        xs = [r["step"] for r in train_rows if key in r]
-        if xs:
-            ax.plot(xs, [r[key] for r in train_rows if key in r], label=f"train {key}")
-    for key in ("val_loss", "val_mlm_loss"):
-        xs = [r["step"] for r in val_rows if key in r]
-        if xs:
-            ax.plot(xs, [r[key] for r in val_rows if key in r], "o-", label=key)
-    ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title("losses")
-    ax = axes[1]
-    xs = [r["step"] for r in train_rows if "activation" in r]
-    if xs:
-        ax.plot(xs, [r["activation"] for r in train_rows if "activation" in r], label="activation (step)")
-        ax.plot(xs, [r["activation_cumulative"] for r in train_rows if "activation" in r], label="cumulative")
-    ax.set_ylim(0, 1.05), ax.set_xlabel("step"), ax.set_title("AST activation rate")
-    ax = axes[2]
-    flops = [r for r in train_rows if r.get("flops_dense")]
-    if flops:
-        ax.plot([r["step"] for r in flops], [1 - r["flops_executed"] / r["flops_dense"] for r in flops], ".-",
-                label="step (measured)")
-        ax.plot([r["step"] for r in flops],
-                [1 - r["flops_executed_total"] / r["flops_dense_total"] for r in flops], label="cumulative")
-    ax.set_xlabel("step"), ax.set_title("FLOPs saved vs dense (measured)")
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:  # a dense run has no activation or savings to plot: say so instead of an empty frame
-            ax.text(0.5, 0.5, "not applicable (dense run)", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    target = Path(path) if path else Path(output_dir) / "training_curves.png"
-    with atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return target
-
-
 # ----------------------------------------------------------------------------------------------- the loop
 
 @dataclass
@@ -555,7 +226,7 @@ def train(
     """Train ``model`` with ``loss_fn`` on ``train_loader`` as ``cfg`` (a :class:`TrainingConfig`) says.
 
     ``train_loader`` must offer ``set_epoch``, ``state_dict`` and ``load_state_dict`` (see
-    :class:`genesis_rna.data.PretrainDataLoader`). Under ``torchrun`` (an initialised process group) the model is
+    :class:`genesis_rna.data.dataset.PretrainDataLoader`). Under ``torchrun`` (an initialised process group) the model is
     wrapped in DDP, each rank reads its own batches and selects its own AST subset, and only rank 0 writes.
     ``stop_after`` ends the loop after that many optimiser steps in *this* call without finishing the run (as a
     kill would; for tests). ``flops_every`` (0 = never) defaults to ``cfg.flops_every``: a measured step also runs a
@@ -600,7 +271,7 @@ def train(
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         state = load_trainer_state(ckpt)
-        from .model import GenesisRNAModel
+        from ..model.encoder import GenesisRNAModel
 
         loaded = GenesisRNAModel.from_pretrained(ckpt)
         _unwrap(model).load_state_dict(loaded.state_dict())

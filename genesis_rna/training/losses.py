@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import InputError
+from ..errors import InputError
+from ..vocab import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 #: Hairpin loops need at least 3 unpaired bases (ViennaRNA's TURN), so i and j with j - i <= 3 never pair.
 DEFAULT_MIN_LOOP = 3
 

@@ -1,0 +1,1 @@
+"""Sequence design: mutation effects, inverse folding, mRNA codon optimisation."""
